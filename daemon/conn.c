@@ -1,0 +1,186 @@
+/*
+ * conn: connector instances: creation from a config section, reference
+ * counting (a running flow keeps the instances it uses alive across a
+ * reload), outcome bookkeeping and the status view.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter.h"
+#include "connector.h"
+#include "daemon.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+const char *conn_outcome_name(enum conn_outcome o)
+{
+	switch (o) {
+	case CONN_OK: return "ok";
+	case CONN_RETRY: return "retry";
+	case CONN_FAIL: return "failed";
+	}
+	return "?";
+}
+
+void conn_batch_free(struct conn_batch *b)
+{
+	if (!b)
+		return;
+	json_decref(b->records);
+	free(b->token);
+	free(b->origin);
+	free(b);
+}
+
+int conn_new(struct daemon *d, const struct conf_connector *cc, bool check_only, struct conn **out,
+	     char **err)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	int r = 0;
+
+	*out = NULL;
+	*err = NULL;
+	c->type = cc->type;
+	c->name = xstrdup(cc->name);
+	c->conf = cc;
+	c->opts = cc->opts;
+	c->d = d;
+	c->refs = 1;
+
+	if (!check_only && cc->http_opts) {
+		r = http_client_new(d->http, c->name, cc->http_opts, &c->http, err);
+		if (r < 0)
+			goto fail;
+	}
+	if (!check_only && cc->adapter_opts) {
+		r = adapter_new(c->http, cc->adapter_opts, c->name, &c->adapter, err);
+		if (r < 0)
+			goto fail;
+	}
+	r = c->type->init(c, check_only, err);
+	if (r < 0) {
+		c->priv = NULL; /* init cleans up after itself on failure */
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	if (!*err)
+		*err = xasprintf("cannot set up: %s", strerror(-r));
+	adapter_free(c->adapter);
+	http_client_free(c->http);
+	free(c->name);
+	free(c);
+	return r < 0 ? r : -EINVAL;
+}
+
+struct conn *conn_ref(struct conn *c)
+{
+	c->refs++;
+	return c;
+}
+
+void conn_unref(struct conn *c)
+{
+	if (!c || --c->refs > 0)
+		return;
+	if (c->type->free)
+		c->type->free(c);
+	adapter_free(c->adapter);
+	http_client_free(c->http);
+	free(c->stats.last_err);
+	free(c->name);
+	free(c);
+}
+
+void conn_note(struct conn *c, enum conn_outcome o, const char *detail)
+{
+	char *field = xasprintf("CONNECTOR=%s", c->name);
+	const char *fields[] = { field, NULL };
+	switch (o) {
+	case CONN_OK:
+		c->stats.ops_ok++;
+		c->stats.last_ok_ms = now_wall_ms();
+		complain_release(&c->stats.complaint, LOG_NOTICE, fields, "working again");
+		break;
+	case CONN_RETRY:
+	case CONN_FAIL:
+		if (o == CONN_RETRY)
+			c->stats.ops_retry++;
+		else
+			c->stats.ops_fail++;
+		c->stats.last_err_ms = now_wall_ms();
+		free(c->stats.last_err);
+		c->stats.last_err = xstrdup(detail ? detail : conn_outcome_name(o));
+		complain(&c->stats.complaint, LOG_WARNING, fields, "%s: %s", conn_outcome_name(o),
+			 c->stats.last_err);
+		break;
+	}
+	free(field);
+}
+
+static json_t *iso_or_null(int64_t ms)
+{
+	char buf[40];
+	return ms > 0 ? json_string(fmt_time_iso(ms, buf, sizeof(buf))) : json_null();
+}
+
+json_t *conn_status_json(struct conn *c)
+{
+	const char *state = "idle";
+	json_t *j = json_object();
+
+	json_object_set_new(j, "name", json_string(c->name));
+	json_object_set_new(j, "type", json_string(c->type->name));
+	json_object_set_new(j, "enabled", json_boolean(c->conf->enabled));
+	if (c->stats.last_ok_ms || c->stats.last_err_ms)
+		state = c->stats.last_err_ms > c->stats.last_ok_ms ? "failing" : "ok";
+	if (c->http) {
+		struct http_stats hs;
+		http_client_stats(c->http, &hs);
+		if (hs.circuit != HTTP_CIRCUIT_CLOSED)
+			state = "circuit-open";
+		json_object_set_new(j, "circuit", json_string(http_circuit_name(hs.circuit)));
+		if (hs.circuit == HTTP_CIRCUIT_OPEN)
+			json_object_set_new(j, "circuit_until", iso_or_null(hs.circuit_until_ms));
+		json_object_set_new(j, "url", json_string(http_client_opts(c->http)->url));
+		json_t *h = json_object();
+		json_object_set_new(h, "requests", json_integer((json_int_t)hs.requests));
+		json_object_set_new(h, "ok", json_integer((json_int_t)hs.ok));
+		json_object_set_new(h, "retry", json_integer((json_int_t)hs.retry));
+		json_object_set_new(h, "fail", json_integer((json_int_t)hs.fail));
+		json_object_set_new(h, "retries", json_integer((json_int_t)hs.retries));
+		json_object_set_new(h, "in_flight", json_integer((json_int_t)hs.in_flight));
+		json_object_set_new(h, "queued", json_integer((json_int_t)hs.queued));
+		json_object_set_new(h, "circuit_opens", json_integer((json_int_t)hs.circuit_opens));
+		json_object_set_new(h, "last_error", hs.last_err ? json_string(hs.last_err) : json_null());
+		json_object_set_new(j, "http", h);
+		/* The HTTP view is more precise than operation outcomes. */
+		if (hs.last_ok_ms > c->stats.last_ok_ms)
+			c->stats.last_ok_ms = hs.last_ok_ms;
+	} else {
+		json_object_set_new(j, "circuit", json_null());
+	}
+	if (!c->conf->enabled)
+		state = "disabled";
+	json_object_set_new(j, "state", json_string(state));
+	json_object_set_new(j, "last_ok", iso_or_null(c->stats.last_ok_ms));
+	json_object_set_new(j, "last_error",
+			    c->stats.last_err ? json_string(c->stats.last_err) : json_null());
+	json_object_set_new(j, "last_error_at", iso_or_null(c->stats.last_err_ms));
+	json_object_set_new(j, "ops_ok", json_integer((json_int_t)c->stats.ops_ok));
+	json_object_set_new(j, "ops_retry", json_integer((json_int_t)c->stats.ops_retry));
+	json_object_set_new(j, "ops_failed", json_integer((json_int_t)c->stats.ops_fail));
+	if (c->adapter) {
+		json_object_set_new(j, "session", json_boolean(adapter_has_session(c->adapter)));
+		json_object_set_new(j, "logins", json_integer((json_int_t)adapter_logins(c->adapter)));
+	}
+	if (c->type->status) {
+		json_t *extra = c->type->status(c);
+		if (extra)
+			json_object_set_new(j, "detail", extra);
+	}
+	return j;
+}

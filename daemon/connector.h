@@ -1,0 +1,155 @@
+/*
+ * connector: the interface between the core and one external system.
+ *
+ * A connector is one `const struct connector` (Fluent Bit's output plugin,
+ * OpenSMTPD's table backends): a name, an option table, and callbacks. The
+ * core owns HTTP, retries, timers, persistence and metrics; a connector
+ * builds requests and interprets answers as a state machine the core drives.
+ * It never sleeps and never runs its own I/O loop.
+ *
+ * In-tree connectors are listed in the static table of registry.c.
+ * Out-of-tree connectors are shared objects in [daemon] plugin_dir exporting
+ * `const struct connector lienthong_connector`; one whose abi_version differs
+ * from CONN_ABI_VERSION is refused with a message naming both versions.
+ *
+ * Record exchange (pull/ack/push) is the generic part every flow can use;
+ * connectors that serve one specific flow expose a typed interface in `ext`
+ * (documented next to the flow that uses it).
+ */
+#ifndef LT_CONNECTOR_H
+#define LT_CONNECTOR_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "log.h"
+
+#define CONN_ABI_VERSION 1
+
+/* The outcome of one operation of a connector (not an errno). */
+enum conn_outcome {
+	CONN_OK = 0,
+	CONN_RETRY = 1, /* try again later: transport error, 5xx, 429, circuit open */
+	CONN_FAIL = 2,  /* failed for good: the same request will fail again */
+};
+
+const char *conn_outcome_name(enum conn_outcome o);
+
+/* Connector flags. */
+#define CONN_F_HTTP 0x1u    /* instance gets an http_client from [connector.X] http keys */
+#define CONN_F_ADAPTER 0x2u /* ... and an adapter (session/OAuth2 envelope); implies HTTP */
+
+struct conn;
+struct daemon;
+
+/*
+ * A batch of records pulled from a source. records is a JSON array (owned).
+ * token names the batch for ack (owned, connector-defined, e.g. a file name).
+ * origin says where it came from, for logs and mismatches (owned).
+ */
+struct conn_batch {
+	json_t *records;
+	char *token;
+	char *origin;
+};
+
+void conn_batch_free(struct conn_batch *b);
+
+/*
+ * Completion of pull: on CONN_OK, b is the next batch (ownership passes to
+ * the callee) or NULL when there is nothing more now. err explains
+ * CONN_RETRY/CONN_FAIL (borrowed).
+ */
+typedef void (*conn_pull_cb)(struct conn *c, enum conn_outcome o, struct conn_batch *b,
+			     const char *err, void *ud);
+/* Completion of push or probe. detail explains a failure (borrowed). */
+typedef void (*conn_done_cb)(struct conn *c, enum conn_outcome o, const char *detail, void *ud);
+
+struct connector {
+	unsigned abi_version; /* CONN_ABI_VERSION */
+	const char *name;     /* type name used in `type =` */
+	const char *description;
+	unsigned flags;       /* CONN_F_* */
+	const struct conf_option *options; /* own keys, offsets into opts; may be NULL */
+	size_t opts_size;
+
+	/*
+	 * Sets up c->priv from c->opts (and c->http / c->adapter when flagged).
+	 * Called at start and when a changed section is applied on reload. On
+	 * failure returns negative and sets *err (caller frees).
+	 * check_only: called by --check-config; validate, acquire nothing.
+	 */
+	int (*init)(struct conn *c, bool check_only, char **err);
+	/* Releases c->priv. Must cancel or finish pending callbacks first. */
+	void (*free)(struct conn *c);
+
+	/* Optional: a cheap health check (log in, list a folder). */
+	int (*probe)(struct conn *c, conn_done_cb done, void *ud);
+
+	/* Optional source side: next batch, then ack once it is durably handled. */
+	int (*pull)(struct conn *c, conn_pull_cb done, void *ud);
+	/*
+	 * ok: the batch was delivered; the source may forget it (move the file to
+	 * done/, advance a cursor). !ok: it can never be delivered; reason says
+	 * why (move to failed/ with the reason). Synchronous. Returns 0 or -errno.
+	 */
+	int (*ack)(struct conn *c, const struct conn_batch *b, bool ok, const char *reason);
+
+	/* Optional sink side: deliver records (a JSON array, borrowed). */
+	int (*push)(struct conn *c, json_t *records, const char *origin, conn_done_cb done, void *ud);
+
+	/* Optional: extra fields for `lienthongctl status`/`connectors` (new ref). */
+	json_t *(*status)(struct conn *c);
+
+	const void *ext; /* typed interface for a specific flow, or NULL */
+};
+
+/* Counters kept by the core for every instance (metrics, status). */
+struct conn_stats {
+	uint64_t ops_ok, ops_retry, ops_fail;
+	int64_t last_ok_ms, last_err_ms;
+	char *last_err; /* owned */
+	struct complaint complaint; /* rate-limits the failure log */
+};
+
+/* A configured connector instance. Refcounted: a running flow holds a ref. */
+struct conn {
+	const struct connector *type; /* borrowed (registry or plugin) */
+	char *name;                   /* owned */
+	const struct conf_connector *conf; /* borrowed from the config that made it */
+	void *opts;                   /* borrowed: conf->opts */
+	void *priv;                   /* connector-owned */
+	struct daemon *d;             /* borrowed */
+	struct http_client *http;     /* owned, when CONN_F_HTTP */
+	struct adapter *adapter;      /* owned, when CONN_F_ADAPTER */
+	struct conn_stats stats;
+	unsigned refs;
+};
+
+/*
+ * Creates an instance from a config section (check_only: validate, no
+ * resources). Returns 0 with *out set, or negative with *err.
+ */
+int conn_new(struct daemon *d, const struct conf_connector *cc, bool check_only, struct conn **out,
+	     char **err);
+struct conn *conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+
+/* Records an operation's outcome in c->stats (and logs failures, rate-limited). */
+void conn_note(struct conn *c, enum conn_outcome o, const char *detail);
+
+/* Registry: in-tree table plus loaded plugins. NULL when unknown. */
+const struct connector *conn_type_find(const char *name);
+/* Iterates the known types: returns the i-th, NULL past the end. */
+const struct connector *conn_type_at(size_t i);
+/*
+ * Loads every *.so in dir as a connector plugin. Errors (bad ABI, missing
+ * symbol, duplicate name) are added to errs; a missing dir is not an error.
+ */
+struct conf_errors;
+void conn_load_plugins(const char *dir, struct conf_errors *errs);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * control: the status socket.
+ *
+ * A UNIX stream socket (mode [control] mode, group [control] group), a
+ * versioned line protocol: one JSON request per line
+ *   {"v":1,"cmd":"status","args":{...}}
+ * one JSON answer per line
+ *   {"v":1,"ok":true,"result":...}  or  {"v":1,"ok":false,"error":"...","code":"EPERM"}
+ * Requests are bounded ([control] max_request_bytes); clients are bounded
+ * ([control] max_clients) and dropped after [control] idle_timeout.
+ * SO_PEERCRED decides the level: anyone who can connect may read; changing
+ * commands need uid 0 or the daemon's own uid.
+ */
+#ifndef LT_CONTROL_H
+#define LT_CONTROL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "conf.h"
+
+#define CTL_PROTO_VERSION 1
+
+struct control;
+struct daemon;
+
+enum ctl_level { CTL_READ, CTL_WRITE };
+
+struct ctl_peer {
+	int uid, gid, pid;
+	bool privileged; /* may run CTL_WRITE commands */
+};
+
+/*
+ * A command handler: fills *result (new ref) and returns 0, or returns a
+ * negative errno with *err set (malloc'd message). Called on the loop.
+ * A handler that answers later sets *deferred and calls ctl_reply().
+ */
+struct ctl_request;
+typedef int (*ctl_handler_fn)(struct daemon *d, const struct ctl_peer *peer, json_t *args,
+			      json_t **result, char **err);
+
+struct ctl_command {
+	const char *name;
+	enum ctl_level level;
+	ctl_handler_fn handler;
+	const char *usage; /* "run FLOW" */
+	const char *help;
+};
+
+/* Creates, binds and listens. Returns 0 or negative with *err. */
+int control_new(struct daemon *d, const struct conf_control *o, struct control **out, char **err);
+/* Closes the socket, unlinks its path, drops clients. */
+void control_free(struct control *c);
+/* Number of connected clients. */
+unsigned control_clients(const struct control *c);
+
+/* The command table (NULL-terminated), for help and tests. */
+extern const struct ctl_command ctl_commands[];
+
+/*
+ * Client side, shared by lienthongctl and the tests: connects to path,
+ * sends one request, reads one answer. Returns 0 with *answer (new ref),
+ * or -errno with *err.
+ */
+int ctl_client_call(const char *path, const char *cmd, json_t *args, int timeout_ms,
+		    json_t **answer, char **err);
+
+#endif

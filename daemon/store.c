@@ -1,0 +1,1406 @@
+/*
+ * store: lienthong's durable state in one SQLite database in WAL mode.
+ * See store.h for the contracts; this comment says how they are kept.
+ *
+ * Schema. PRAGMA user_version is the schema version; migrations[] below is
+ * the ordered list of changes, migration i taking the database from version
+ * i to i + 1, each in its own transaction at open. Add a migration, never
+ * edit one that has shipped. A database newer than the code is refused, and
+ * so is a SQLite file of another application (the file header's
+ * application_id marks ours), so that a wrong [store] path never gets our
+ * tables added to somebody else's database.
+ *
+ * Statements are prepared once at open (SQLITE_PREPARE_PERSISTENT) and reset
+ * after every use, so nothing stays pending between calls.
+ *
+ * Errors. Every SQLite result is checked and mapped in one place,
+ * store_fail(): SQLITE_FULL, or an I/O error whose errno is ENOSPC/EDQUOT,
+ * gives -ENOSPC and health STORE_FULL; a constraint violation (a caller's
+ * bug, the store is fine) -EINVAL; a lock held by another process after the
+ * busy timeout -EBUSY; too big a value -E2BIG; anything else -EIO and
+ * health STORE_ERROR. Failures are logged with the operation named,
+ * rate-limited (log.h complaint) because a full disk fails every write.
+ *
+ * Health. A successful write does not clear STORE_FULL: after a full disk,
+ * a small write may fit in a page's free space while the next real batch
+ * would fail again, and flipping the health back and forth on every write
+ * would make it useless to the operator. Only store_check() clears it, with
+ * a probe that must really find room: in one committed transaction it
+ * stores STORE_PROBE_BYTES in the health row (that needs new pages, which
+ * is what [store] max_size and a full disk refuse) and drops them again. A
+ * probe rolled back instead of committed would prove nothing: SQLite only
+ * meets the disk's limit when it writes the WAL at commit.
+ *
+ * Size limit. [store] max_size becomes PRAGMA max_page_count (per
+ * connection, not stored in the file) so that growing past it fails with
+ * SQLITE_FULL exactly like a full disk. It bounds the main database; the WAL
+ * is bounded by checkpoints and journal_size_limit. It is applied after the
+ * migrations: a daemon must be able to upgrade its own schema to start, and
+ * the real disk still bounds that.
+ *
+ * Transactions. store_begin() at depth 0 runs BEGIN IMMEDIATE (the write
+ * lock is taken up front, so a grouped batch cannot fail half-way on a lock);
+ * nested calls only count. A write that fails with -ENOSPC/-EIO inside an
+ * explicit transaction (or after which SQLite itself rolled the transaction
+ * back) aborts the whole transaction at once: from then on writes return
+ * that error without touching the database (they must not fall through to
+ * autocommit), store_begin() returns it, and every store_commit() returns it
+ * down to the outermost, which ends the aborted transaction. So a grouped
+ * batch is committed entirely or not at all, and a cursor stored in the same
+ * batch never advances past lost work. store_rollback() at any depth rolls
+ * back the whole transaction the same way; the outer levels' commits then
+ * return -ECANCELED. Multi-statement operations (mismatch upsert and clear)
+ * run in their own transaction in autocommit mode, or in a savepoint inside
+ * the caller's transaction, so they apply entirely or not at all.
+ *
+ * A struct store is one SQLite connection used from the daemon's loop
+ * thread only; it is not safe to share between threads.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+/* "LTHN" in the database header: this file is lienthong's. */
+#define STORE_APPLICATION_ID 0x4c54484e
+/* Room a store_check() probe must find before STORE_FULL is cleared: in the
+ * database (pages within max_size) and on the disk. */
+#define STORE_PROBE_BYTES (64 * 1024)
+#define STORE_DISK_MARGIN_BYTES (1024 * 1024)
+/* Size the WAL is truncated to after a checkpoint (journal_size_limit). */
+#define STORE_WAL_LIMIT_BYTES (16 * 1024 * 1024)
+#define STORE_ACTOR "lienthongd"
+/* Note on mismatches a pass no longer finds (faces the office). */
+#define STORE_NOTE_UNSEEN "tự động đóng: lần đối soát sau không còn phát hiện"
+
+struct migration {
+	const char *description;
+	const char *sql;
+};
+
+/*
+ * migrations[i] takes the schema from version i to i + 1. Append only.
+ *
+ * Times are integer milliseconds since the epoch (UTC). Every table that
+ * operators list has an index matching its "newest first" order; the rowid
+ * that every index carries breaks ties in insertion order.
+ */
+static const struct migration migrations[] = {
+	{
+		"initial schema: health, cursors, runs, mismatches, mismatch events, audit",
+		/* One row that store_check() writes to prove the store has room. */
+		"CREATE TABLE health (\n"
+		"	id INTEGER PRIMARY KEY CHECK (id = 1),\n"
+		"	checked_ms INTEGER NOT NULL DEFAULT 0,\n"
+		"	checks INTEGER NOT NULL DEFAULT 0,\n"
+		"	pad BLOB\n"
+		");\n"
+		"INSERT INTO health (id) VALUES (1);\n"
+		"CREATE TABLE cursors (\n"
+		"	name TEXT PRIMARY KEY NOT NULL,\n"
+		"	value TEXT NOT NULL,\n"
+		"	updated_ms INTEGER NOT NULL\n"
+		") WITHOUT ROWID;\n"
+		/* A run is open while ended_ms and outcome are NULL. */
+		"CREATE TABLE runs (\n"
+		"	id INTEGER PRIMARY KEY,\n"
+		"	flow TEXT NOT NULL,\n"
+		"	started_ms INTEGER NOT NULL,\n"
+		"	ended_ms INTEGER,\n"
+		"	outcome TEXT CHECK (outcome IN ('ok', 'retry', 'failed', 'cancelled')),\n"
+		"	items_ok INTEGER NOT NULL DEFAULT 0 CHECK (items_ok >= 0),\n"
+		"	items_failed INTEGER NOT NULL DEFAULT 0 CHECK (items_failed >= 0),\n"
+		"	summary TEXT,\n"
+		"	CHECK ((ended_ms IS NULL) = (outcome IS NULL))\n"
+		");\n"
+		"CREATE INDEX runs_by_start ON runs (started_ms);\n"
+		"CREATE INDEX runs_by_flow_start ON runs (flow, started_ms);\n"
+		"CREATE TABLE mismatches (\n"
+		"	id INTEGER PRIMARY KEY,\n"
+		"	kind TEXT NOT NULL,\n"
+		"	key TEXT NOT NULL,\n"
+		"	state TEXT NOT NULL DEFAULT 'open'\n"
+		"		CHECK (state IN ('open', 'acknowledged', 'resolved', 'waived')),\n"
+		"	summary TEXT NOT NULL,\n"
+		"	detail TEXT,\n"
+		"	raw TEXT,\n"
+		"	agency TEXT,\n"
+		"	dossier TEXT,\n"
+		"	first_seen_ms INTEGER NOT NULL,\n"
+		"	last_seen_ms INTEGER NOT NULL,\n"
+		"	occurrences INTEGER NOT NULL DEFAULT 1 CHECK (occurrences >= 1),\n"
+		"	state_by TEXT NOT NULL,\n"
+		"	state_ms INTEGER NOT NULL,\n"
+		"	state_note TEXT,\n"
+		"	UNIQUE (kind, key)\n"
+		");\n"
+		/* Listing newest first, all or by state; counts by state. */
+		"CREATE INDEX mismatches_by_seen ON mismatches (last_seen_ms);\n"
+		"CREATE INDEX mismatches_by_state_seen ON mismatches (state, last_seen_ms);\n"
+		/* Listing by kind (and state); clearing what a pass no longer saw. */
+		"CREATE INDEX mismatches_by_kind_state_seen\n"
+		"	ON mismatches (kind, state, last_seen_ms);\n"
+		/* "What is wrong with this dossier / this agency" (reports, operators). */
+		"CREATE INDEX mismatches_by_dossier ON mismatches (dossier)\n"
+		"	WHERE dossier IS NOT NULL;\n"
+		"CREATE INDEX mismatches_by_agency ON mismatches (agency, state)\n"
+		"	WHERE agency IS NOT NULL;\n"
+		/* Every state change: event says what happened (opened, reopened,
+		 * resolved, acknowledged, waived), state is the state after it. */
+		"CREATE TABLE mismatch_events (\n"
+		"	id INTEGER PRIMARY KEY,\n"
+		"	mismatch_id INTEGER NOT NULL\n"
+		"		REFERENCES mismatches (id) ON DELETE CASCADE,\n"
+		"	at_ms INTEGER NOT NULL,\n"
+		"	event TEXT NOT NULL,\n"
+		"	state TEXT NOT NULL\n"
+		"		CHECK (state IN ('open', 'acknowledged', 'resolved', 'waived')),\n"
+		"	actor TEXT NOT NULL,\n"
+		"	note TEXT\n"
+		");\n"
+		"CREATE INDEX mismatch_events_by_mismatch\n"
+		"	ON mismatch_events (mismatch_id, at_ms);\n"
+		"CREATE TABLE audit (\n"
+		"	id INTEGER PRIMARY KEY,\n"
+		"	at_ms INTEGER NOT NULL,\n"
+		"	actor TEXT NOT NULL,\n"
+		"	action TEXT NOT NULL,\n"
+		"	target TEXT,\n"
+		"	detail TEXT\n"
+		");\n"
+		"CREATE INDEX audit_by_at ON audit (at_ms);\n"
+		"CREATE INDEX audit_by_target ON audit (target, at_ms) WHERE target IS NOT NULL;\n"
+		/* Retention may delete old entries; nobody rewrites history. */
+		"CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit\n"
+		"BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;\n",
+	},
+};
+
+#define STORE_SCHEMA_VERSION ((int)LT_ARRAY_SIZE(migrations))
+
+enum st_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
+	ST_PROBE_FILL,
+	ST_PROBE_EMPTY,
+	ST_CURSOR_GET,
+	ST_CURSOR_SET,
+	ST_RUN_BEGIN,
+	ST_RUN_END,
+	ST_RUNS_ALL,
+	ST_RUNS_FLOW,
+	ST_MM_FIND,
+	ST_MM_INSERT,
+	ST_MM_REFRESH,
+	ST_MM_REOPEN,
+	ST_MM_RESOLVE,
+	ST_MM_EVENT,
+	ST_MM_STATE_OF,
+	ST_MM_SET_STATE,
+	ST_MM_EVENTS,
+	ST_MM_UNSEEN_EVENTS,
+	ST_MM_UNSEEN_RESOLVE,
+	ST_MM_LIST_ALL,
+	ST_MM_LIST_KIND,
+	ST_MM_LIST_STATE,
+	ST_MM_LIST_KIND_STATE,
+	ST_MM_COUNTS,
+	ST_AUDIT_ADD,
+	ST_AUDIT_LIST,
+	ST__COUNT
+};
+
+#define MM_COLUMNS                                                                         \
+	"id, kind, key, state, summary, detail, raw, agency, dossier, first_seen_ms, "     \
+	"last_seen_ms, occurrences, state_by, state_ms, state_note"
+#define MM_OPEN "state IN ('open', 'acknowledged')"
+#define RUN_COLUMNS "id, flow, started_ms, ended_ms, outcome, items_ok, items_failed, summary"
+
+static const char *const st_sql[ST__COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT store_op",
+	[ST_RELEASE] = "RELEASE store_op",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO store_op",
+	[ST_PROBE_FILL] = "UPDATE health SET checked_ms = ?1, checks = checks + 1, "
+			  "pad = zeroblob(?2) WHERE id = 1",
+	[ST_PROBE_EMPTY] = "UPDATE health SET pad = NULL WHERE id = 1",
+	[ST_CURSOR_GET] = "SELECT value FROM cursors WHERE name = ?1",
+	[ST_CURSOR_SET] = "INSERT INTO cursors (name, value, updated_ms) VALUES (?1, ?2, ?3) "
+			  "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+			  "updated_ms = excluded.updated_ms",
+	[ST_RUN_BEGIN] = "INSERT INTO runs (flow, started_ms) VALUES (?1, ?2)",
+	[ST_RUN_END] = "UPDATE runs SET ended_ms = ?2, outcome = ?3, items_ok = ?4, "
+		       "items_failed = ?5, summary = ?6 WHERE id = ?1",
+	[ST_RUNS_ALL] = "SELECT " RUN_COLUMNS " FROM runs "
+			"ORDER BY started_ms DESC, id DESC LIMIT ?1",
+	[ST_RUNS_FLOW] = "SELECT " RUN_COLUMNS " FROM runs WHERE flow = ?2 "
+			 "ORDER BY started_ms DESC, id DESC LIMIT ?1",
+	[ST_MM_FIND] = "SELECT id, state FROM mismatches WHERE kind = ?1 AND key = ?2",
+	[ST_MM_INSERT] = "INSERT INTO mismatches (kind, key, state, summary, detail, raw, agency, "
+			 "dossier, first_seen_ms, last_seen_ms, occurrences, state_by, state_ms) "
+			 "VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1, '" STORE_ACTOR
+			 "', ?8)",
+	/* The latest sighting describes the mismatch (summary, detail, raw);
+	 * agency and dossier identify it and are only ever filled in. */
+	[ST_MM_REFRESH] = "UPDATE mismatches SET summary = ?2, detail = ?3, raw = ?4, "
+			  "agency = coalesce(?5, agency), dossier = coalesce(?6, dossier), "
+			  "last_seen_ms = max(last_seen_ms, ?7), occurrences = occurrences + 1 "
+			  "WHERE id = ?1",
+	[ST_MM_REOPEN] = "UPDATE mismatches SET summary = ?2, detail = ?3, raw = ?4, "
+			 "agency = coalesce(?5, agency), dossier = coalesce(?6, dossier), "
+			 "last_seen_ms = max(last_seen_ms, ?7), occurrences = occurrences + 1, "
+			 "state = 'open', state_by = '" STORE_ACTOR "', state_ms = ?7, "
+			 "state_note = NULL WHERE id = ?1",
+	[ST_MM_RESOLVE] = "UPDATE mismatches SET state = 'resolved', state_by = '" STORE_ACTOR
+			  "', state_ms = ?2, state_note = ?3 WHERE id = ?1",
+	[ST_MM_EVENT] = "INSERT INTO mismatch_events (mismatch_id, at_ms, event, state, actor, "
+			"note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_MM_STATE_OF] = "SELECT state FROM mismatches WHERE id = ?1",
+	[ST_MM_SET_STATE] = "UPDATE mismatches SET state = ?2, state_by = ?3, state_ms = ?4, "
+			    "state_note = ?5 WHERE id = ?1",
+	[ST_MM_EVENTS] = "SELECT id, mismatch_id, at_ms, event, state, actor, note "
+			 "FROM mismatch_events WHERE mismatch_id = ?1 ORDER BY at_ms, id",
+	[ST_MM_UNSEEN_EVENTS] = "INSERT INTO mismatch_events (mismatch_id, at_ms, event, state, "
+				"actor, note) SELECT id, ?3, 'resolved', 'resolved', '" STORE_ACTOR
+				"', ?4 FROM mismatches WHERE kind = ?1 AND " MM_OPEN
+				" AND last_seen_ms < ?2",
+	[ST_MM_UNSEEN_RESOLVE] = "UPDATE mismatches SET state = 'resolved', "
+				 "state_by = '" STORE_ACTOR "', state_ms = ?3, state_note = ?4 "
+				 "WHERE kind = ?1 AND " MM_OPEN " AND last_seen_ms < ?2",
+	[ST_MM_LIST_ALL] = "SELECT " MM_COLUMNS " FROM mismatches "
+			   "ORDER BY last_seen_ms DESC, id DESC LIMIT ?1",
+	[ST_MM_LIST_KIND] = "SELECT " MM_COLUMNS " FROM mismatches WHERE kind = ?2 "
+			    "ORDER BY last_seen_ms DESC, id DESC LIMIT ?1",
+	[ST_MM_LIST_STATE] = "SELECT " MM_COLUMNS " FROM mismatches WHERE state = ?2 "
+			     "ORDER BY last_seen_ms DESC, id DESC LIMIT ?1",
+	[ST_MM_LIST_KIND_STATE] = "SELECT " MM_COLUMNS " FROM mismatches WHERE kind = ?2 "
+				  "AND state = ?3 ORDER BY last_seen_ms DESC, id DESC LIMIT ?1",
+	[ST_MM_COUNTS] = "SELECT state, count(*) FROM mismatches GROUP BY state",
+	[ST_AUDIT_ADD] = "INSERT INTO audit (at_ms, actor, action, target, detail) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_AUDIT_LIST] = "SELECT id, at_ms, actor, action, target, detail FROM audit "
+			  "ORDER BY at_ms DESC, id DESC LIMIT ?1",
+};
+
+static const char *const mismatch_states[] = { "open", "acknowledged", "resolved", "waived" };
+
+struct store {
+	sqlite3 *db;                    /* owned */
+	char *path;                     /* owned */
+	sqlite3_stmt *st[ST__COUNT];    /* owned */
+	int version;
+	int64_t page_size;
+	int64_t default_max_pages;      /* max_page_count before we limited it */
+	int64_t max_size_bytes;         /* 0 = unlimited */
+	unsigned depth;                 /* store_begin() nesting */
+	int tx_err;                     /* why the explicit transaction was aborted, or 0 */
+	enum store_health health;
+	char *why;                      /* owned; NULL when health is STORE_OK */
+	struct complaint full_complaint;
+	struct complaint error_complaint;
+};
+
+const char *store_health_name(enum store_health h)
+{
+	switch (h) {
+	case STORE_OK:
+		return "ok";
+	case STORE_FULL:
+		return "full";
+	case STORE_ERROR:
+		return "error";
+	}
+	return "unknown";
+}
+
+/* ---- errors and health ------------------------------------------------ */
+
+static void set_health(struct store *s, enum store_health h, char *why)
+{
+	free(s->why);
+	s->health = h;
+	s->why = why;
+}
+
+static void st_done(sqlite3_stmt *st)
+{
+	/* reset repeats the last step's error, already handled by the caller */
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
+}
+
+/*
+ * Bytes the filesystem holding path still gives us, or -1 when unknown.
+ * SQLite cannot tell: it reuses the WAL file's blocks, so a commit may
+ * succeed on a disk with no free block left.
+ */
+static int64_t disk_free_bytes(const char *path)
+{
+	struct statvfs v;
+	if (statvfs(path, &v) < 0)
+		return -1;
+	return (int64_t)LT_MIN((uint64_t)v.f_bavail * v.f_frsize, (uint64_t)INT64_MAX);
+}
+
+static void abort_tx(struct store *s, int err);
+
+/*
+ * Maps the SQLite result rc of operation op to a negative errno, updates the
+ * health and logs. st is the failed statement (or NULL): it is reset here,
+ * after its message was taken and before anything else runs.
+ */
+static int store_fail(struct store *s, sqlite3_stmt *st, int rc, const char *op)
+{
+	int primary = rc & 0xff;
+	/* SQLite only records errno for I/O and open errors; otherwise it is stale. */
+	int sys = primary == SQLITE_IOERR || primary == SQLITE_CANTOPEN
+			  ? sqlite3_system_errno(s->db)
+			  : 0;
+	char *msg = xstrdup(sqlite3_errmsg(s->db));
+	int r;
+
+	if (st)
+		st_done(st);
+	if (primary == SQLITE_FULL ||
+	    (primary == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT))) {
+		int64_t free_bytes = disk_free_bytes(s->path);
+		char *why;
+		/* SQLite says "database or disk is full" for both. */
+		if (s->max_size_bytes > 0 &&
+		    (free_bytes < 0 || free_bytes >= STORE_DISK_MARGIN_BYTES))
+			why = xasprintf("%s: %s reached [store] max_size (%lld bytes)", op, s->path,
+					(long long)s->max_size_bytes);
+		else
+			why = xasprintf("%s: the disk holding %s is full (%s)", op, s->path, msg);
+		complain(&s->full_complaint, LOG_ERR, NULL, "store: %s", why);
+		set_health(s, STORE_FULL, why);
+		r = -ENOSPC;
+	} else if (primary == SQLITE_CONSTRAINT || primary == SQLITE_MISMATCH ||
+		   primary == SQLITE_RANGE) {
+		/* Bad data from the caller: the store itself is fine. */
+		log_err("store: %s: %s", op, msg);
+		r = -EINVAL;
+	} else if (primary == SQLITE_TOOBIG) {
+		log_err("store: %s: %s", op, msg);
+		r = -E2BIG;
+	} else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+		log_warn("store: %s: %s is locked by another process: %s", op, s->path, msg);
+		r = -EBUSY;
+	} else {
+		char *why = sys ? xasprintf("%s: %s: %s (%s)", op, s->path, msg, strerror(sys))
+				: xasprintf("%s: %s: %s", op, s->path, msg);
+		complain(&s->error_complaint, LOG_ERR, NULL, "store: %s", why);
+		set_health(s, STORE_ERROR, why);
+		r = -EIO;
+	}
+	free(msg);
+
+	/* Inside an explicit transaction, a write lost to a full or failing
+	 * disk must not let the rest of the batch commit without it; and if
+	 * SQLite rolled the transaction back itself, later writes would
+	 * silently run in autocommit. Either way the batch is over. */
+	if (s->depth > 0 && !s->tx_err &&
+	    (r == -ENOSPC || r == -EIO || sqlite3_get_autocommit(s->db)))
+		abort_tx(s, r);
+	return r;
+}
+
+static int st_bindv(sqlite3_stmt *st, const char *types, va_list ap)
+{
+	int rc = SQLITE_OK;
+	for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
+		if (types[i] == 'i') {
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+		} else {
+			const char *t = va_arg(ap, const char *);
+			rc = t ? sqlite3_bind_text(st, i + 1, t, -1, SQLITE_TRANSIENT)
+			       : sqlite3_bind_null(st, i + 1);
+		}
+	}
+	return rc;
+}
+
+/*
+ * Binds the arguments described by types ('i' int64_t, 't' text or NULL)
+ * to statement id and runs it to completion. Returns 0 or -errno.
+ */
+static int st_exec(struct store *s, enum st_id id, const char *op, const char *types, ...)
+{
+	sqlite3_stmt *st = s->st[id];
+	va_list ap;
+	va_start(ap, types);
+	int rc = st_bindv(st, types, ap);
+	va_end(ap);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	int r = rc == SQLITE_DONE ? 0 : store_fail(s, st, rc, op);
+	st_done(st);
+	return r;
+}
+
+/* Ends the explicit transaction after a failure: the batch is lost. */
+static void abort_tx(struct store *s, int err)
+{
+	s->tx_err = err;
+	if (!sqlite3_get_autocommit(s->db)) {
+		sqlite3_stmt *st = s->st[ST_ROLLBACK];
+		int rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			log_err("store: rolling back the aborted transaction: %s",
+				sqlite3_errmsg(s->db));
+		st_done(st);
+	}
+}
+
+/* Writes are refused while an aborted explicit transaction is still open. */
+static int write_check(const struct store *s)
+{
+	return s->depth > 0 ? s->tx_err : 0;
+}
+
+/*
+ * Brackets an operation of several statements: its own transaction in
+ * autocommit mode, a savepoint inside the caller's transaction.
+ */
+static int op_begin(struct store *s, const char *op)
+{
+	return st_exec(s, s->depth ? ST_SAVEPOINT : ST_BEGIN, op, "");
+}
+
+/* r >= 0: keep the operation's writes and return r (or the commit's error). */
+static int op_end(struct store *s, int r, const char *op)
+{
+	if (s->depth == 0) {
+		if (r >= 0) {
+			int c = st_exec(s, ST_COMMIT, op, "");
+			if (c < 0)
+				r = c;
+		}
+		if (r < 0 && !sqlite3_get_autocommit(s->db))
+			(void)st_exec(s, ST_ROLLBACK, op, "");
+	} else if (!s->tx_err) { /* otherwise the savepoint went with the transaction */
+		if (r >= 0) {
+			int c = st_exec(s, ST_RELEASE, op, "");
+			if (c < 0)
+				r = c;
+		} else if (st_exec(s, ST_ROLLBACK_TO, op, "") == 0) {
+			(void)st_exec(s, ST_RELEASE, op, "");
+		}
+	}
+	return r;
+}
+
+/* ---- JSON ------------------------------------------------------------- */
+
+static void json_put(json_t *o, const char *key, json_t *v)
+{
+	if (!v || json_object_set_new(o, key, v) < 0)
+		log_fatal("out of memory building JSON");
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t len;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, min = 0x80;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, min = 0x800;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	unsigned cp = c & (0x7fu >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/*
+ * Text as a JSON string. Raw payloads come from outside and may not be
+ * UTF-8, which jansson refuses: invalid bytes become U+FFFD so that the row
+ * is still listed.
+ */
+static json_t *json_text(const unsigned char *p, size_t n)
+{
+	json_t *j = json_stringn((const char *)p, n);
+	if (j)
+		return j;
+	struct dynbuf b;
+	dynbuf_init(&b, 0);
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_len(p + i, n - i);
+		if (len) {
+			(void)dynbuf_add(&b, p + i, len); /* unbounded: cannot fail */
+			i += len;
+		} else {
+			(void)dynbuf_add(&b, "\xef\xbf\xbd", 3);
+			i++;
+		}
+	}
+	j = json_stringn(b.data ? b.data : "", b.len);
+	dynbuf_free(&b);
+	return j;
+}
+
+/* The ISO field of a time column: "first_seen_ms" -> "first_seen". */
+static void iso_name(const char *col, char *buf, size_t len)
+{
+	/* "state" is already the state's name */
+	if (strcmp(col, "state_ms") == 0) {
+		snprintf(buf, len, "state_at");
+		return;
+	}
+	size_t n = strlen(col) - 3;
+	snprintf(buf, len, "%.*s", (int)n, col);
+}
+
+/* The current row as an object of every column; "*_ms" also as ISO text. */
+static json_t *row_json(sqlite3_stmt *st)
+{
+	json_t *o = json_object();
+	if (!o)
+		log_fatal("out of memory building JSON");
+	for (int i = 0; i < sqlite3_column_count(st); i++) {
+		const char *col = sqlite3_column_name(st, i);
+		int type = sqlite3_column_type(st, i);
+		json_t *v;
+		if (type == SQLITE_INTEGER)
+			v = json_integer(sqlite3_column_int64(st, i));
+		else if (type == SQLITE_FLOAT)
+			v = json_real(sqlite3_column_double(st, i));
+		else if (type == SQLITE_NULL)
+			v = json_null();
+		else
+			v = json_text(sqlite3_column_text(st, i),
+				      (size_t)sqlite3_column_bytes(st, i));
+		json_put(o, col, v);
+		if (str_endswith(col, "_ms")) {
+			char name[64], iso[32];
+			iso_name(col, name, sizeof(name));
+			json_put(o, name,
+				 type == SQLITE_INTEGER
+					 ? json_string(fmt_time_iso(sqlite3_column_int64(st, i),
+								    iso, sizeof(iso)))
+					 : json_null());
+		}
+	}
+	return o;
+}
+
+/* limit 0 = every row (SQLite's LIMIT -1). */
+static int64_t sql_limit(unsigned limit)
+{
+	return limit ? (int64_t)limit : -1;
+}
+
+/* Runs query id and returns its rows as a JSON array (new ref), NULL on error. */
+static json_t *st_list(struct store *s, enum st_id id, const char *op, const char *types, ...)
+{
+	sqlite3_stmt *st = s->st[id];
+	json_t *a = json_array();
+	va_list ap;
+	int rc;
+	if (!a)
+		log_fatal("out of memory building JSON");
+	va_start(ap, types);
+	rc = st_bindv(st, types, ap);
+	va_end(ap);
+	if (rc == SQLITE_OK) {
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			if (json_array_append_new(a, row_json(st)) < 0)
+				log_fatal("out of memory building JSON");
+	}
+	if (rc != SQLITE_DONE) {
+		(void)store_fail(s, st, rc, op);
+		json_decref(a);
+		a = NULL;
+	}
+	st_done(st);
+	return a;
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+/* One SQL text without results, for open: *err names the file and step. */
+static int open_exec(struct store *s, const char *sql, const char *what, char **err)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		return 0;
+	*err = xasprintf("%s: %s: %s", s->path, what, msg ? msg : sqlite3_errstr(rc));
+	sqlite3_free(msg);
+	return (rc & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO;
+}
+
+/* One integer (a PRAGMA's value), for open. */
+static int open_int(struct store *s, const char *sql, const char *what, int64_t *out, char **err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*out = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		}
+	}
+	if (rc != SQLITE_OK)
+		*err = xasprintf("%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+static int open_text(struct store *s, const char *sql, const char *what, char *buf, size_t len,
+		     char **err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			const unsigned char *t = sqlite3_column_text(st, 0);
+			snprintf(buf, len, "%s", t ? (const char *)t : "");
+			rc = SQLITE_OK;
+		}
+	}
+	if (rc != SQLITE_OK)
+		*err = xasprintf("%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+/* Creates the database file 0640 (it holds citizens' data) unless it exists. */
+static int create_file(const char *path, char **err)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	int r = 0;
+	if (slash && slash != dir) {
+		*slash = '\0';
+		r = mkdir_p(dir, 0750);
+		if (r < 0) {
+			*err = xasprintf("%s: cannot create directory %s: %s", path, dir,
+					 strerror(-r));
+			goto out;
+		}
+	}
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd >= 0)
+		close(fd);
+	else if (errno != EEXIST) {
+		r = -errno;
+		*err = xasprintf("%s: cannot create the database file: %s", path, strerror(errno));
+	}
+out:
+	free(dir);
+	return r;
+}
+
+/* Refuses a file that is not ours or is newer than us. */
+static int check_identity(struct store *s, int64_t version, char **err)
+{
+	int64_t app_id, objects;
+	int r = open_int(s, "PRAGMA application_id", "cannot read the database", &app_id, err);
+	if (r < 0)
+		return r;
+	if (version > STORE_SCHEMA_VERSION) {
+		*err = xasprintf("%s: database schema version %lld is newer than this lienthongd "
+				 "supports (%d); run a newer lienthongd or restore a backup",
+				 s->path, (long long)version, STORE_SCHEMA_VERSION);
+		return -EPROTO;
+	}
+	if (app_id != 0 && app_id != STORE_APPLICATION_ID) {
+		*err = xasprintf("%s: not a lienthong database (application_id 0x%llx); "
+				 "check [store] path",
+				 s->path, (unsigned long long)app_id);
+		return -EPROTO;
+	}
+	if (version == 0) {
+		r = open_int(s, "SELECT count(*) FROM sqlite_master", "cannot read the database",
+			     &objects, err);
+		if (r < 0)
+			return r;
+		if (objects > 0) {
+			*err = xasprintf("%s: a SQLite database of another application (it has "
+					 "tables but no lienthong schema); check [store] path",
+					 s->path);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+static int migrate(struct store *s, char **err)
+{
+	char sql[64];
+	int64_t version;
+	int r = 0;
+
+	for (;;) {
+		r = open_exec(s, "BEGIN IMMEDIATE", "cannot start a migration", err);
+		if (r < 0)
+			return r;
+		/* Read inside the transaction: another process may have migrated. */
+		r = open_int(s, "PRAGMA user_version", "cannot read the schema version", &version,
+			     err);
+		if (r < 0)
+			goto fail;
+		if (version >= STORE_SCHEMA_VERSION)
+			break;
+		const struct migration *m = &migrations[version];
+		char *what = xasprintf("migration to schema version %lld (%s) failed",
+				       (long long)version + 1, m->description);
+		r = open_exec(s, m->sql, what, err);
+		free(what);
+		if (r < 0)
+			goto fail;
+		if (version == 0) {
+			snprintf(sql, sizeof(sql), "PRAGMA application_id = %d",
+				 STORE_APPLICATION_ID);
+			r = open_exec(s, sql, "cannot mark the database as lienthong's", err);
+			if (r < 0)
+				goto fail;
+		}
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)version + 1);
+		r = open_exec(s, sql, "cannot record the schema version", err);
+		if (r < 0)
+			goto fail;
+		r = open_exec(s, "COMMIT", "cannot commit a migration", err);
+		if (r < 0)
+			goto fail;
+		log_info("store: %s migrated to schema version %lld: %s", s->path,
+			 (long long)version + 1, m->description);
+	}
+	r = open_exec(s, "COMMIT", "cannot end the migration check", err);
+	if (r < 0)
+		goto fail;
+	s->version = (int)version;
+	return 0;
+fail:
+	if (!sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+static int apply_max_size(struct store *s, int64_t max_size_bytes, char **err)
+{
+	char sql[64];
+	int64_t pages = s->default_max_pages, got;
+	if (max_size_bytes > 0)
+		pages = LT_MAX(1, LT_MIN(max_size_bytes / s->page_size, s->default_max_pages));
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
+	int r = open_int(s, sql, "cannot apply [store] max_size", &got, err);
+	if (r < 0)
+		return r;
+	s->max_size_bytes = max_size_bytes > 0 ? max_size_bytes : 0;
+	return 0;
+}
+
+int store_open(const struct conf_store *o, struct store **out, char **err)
+{
+	struct store *s = NULL;
+	char mode[16], sql[64];
+	char *e = NULL;
+	int64_t version = 0;
+	int r, rc;
+
+	*out = NULL;
+	if (!o->path || o->path[0] != '/') {
+		e = xasprintf("[store] path must be an absolute file name (got %s)",
+			      o->path ? o->path : "nothing");
+		r = -EINVAL;
+		goto fail;
+	}
+	if (o->synchronous != 0 && o->synchronous != 1) {
+		e = xasprintf("%s: [store] synchronous must be full or normal", o->path);
+		r = -EINVAL;
+		goto fail;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->path = xstrdup(o->path);
+	r = create_file(s->path, &e);
+	if (r < 0)
+		goto fail;
+
+	rc = sqlite3_open_v2(s->path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		int sys = s->db ? sqlite3_system_errno(s->db) : 0;
+		e = xasprintf("%s: cannot open the database: %s%s%s%s", s->path,
+			      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc),
+			      sys ? " (" : "", sys ? strerror(sys) : "", sys ? ")" : "");
+		r = -EIO;
+		goto fail;
+	}
+	/* SQLite quietly falls back to read-only; a store must be writable. */
+	if (sqlite3_db_readonly(s->db, "main") == 1) {
+		e = xasprintf("%s: the database is read-only (check the permissions of the file "
+			      "and of its directory)",
+			      s->path);
+		r = -EROFS;
+		goto fail;
+	}
+	rc = sqlite3_busy_timeout(s->db, (int)LT_MIN(LT_MAX(o->busy_timeout_ms, 0), INT_MAX));
+	if (rc != SQLITE_OK) {
+		e = xasprintf("%s: cannot set the busy timeout: %s", s->path, sqlite3_errstr(rc));
+		r = -EIO;
+		goto fail;
+	}
+	/* The first read of the file: a file that is not a database fails here. */
+	r = open_int(s, "PRAGMA user_version", "cannot read the database", &version, &e);
+	if (r < 0)
+		goto fail;
+	r = check_identity(s, version, &e);
+	if (r < 0)
+		goto fail;
+	r = open_text(s, "PRAGMA journal_mode = WAL", "cannot switch to WAL mode", mode,
+		      sizeof(mode), &e);
+	if (r < 0)
+		goto fail;
+	if (strcmp(mode, "wal") != 0) {
+		e = xasprintf("%s: cannot switch to WAL mode (journal mode stays %s)", s->path,
+			      mode);
+		r = -EIO;
+		goto fail;
+	}
+	r = open_exec(s, o->synchronous == 1 ? "PRAGMA synchronous = NORMAL"
+					     : "PRAGMA synchronous = FULL",
+		      "cannot set synchronous", &e);
+	if (r < 0)
+		goto fail;
+	r = open_exec(s, "PRAGMA foreign_keys = ON", "cannot enable foreign keys", &e);
+	if (r < 0)
+		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", STORE_WAL_LIMIT_BYTES);
+	r = open_exec(s, sql, "cannot set journal_size_limit", &e);
+	if (r < 0)
+		goto fail;
+
+	r = migrate(s, &e);
+	if (r < 0)
+		goto fail;
+
+	r = open_int(s, "PRAGMA page_size", "cannot read the page size", &s->page_size, &e);
+	if (r < 0)
+		goto fail;
+	r = open_int(s, "PRAGMA max_page_count", "cannot read max_page_count",
+		     &s->default_max_pages, &e);
+	if (r < 0)
+		goto fail;
+	if (s->page_size <= 0 || s->default_max_pages <= 0) {
+		e = xasprintf("%s: unexpected page size %lld or page limit %lld", s->path,
+			      (long long)s->page_size, (long long)s->default_max_pages);
+		r = -EIO;
+		goto fail;
+	}
+	r = apply_max_size(s, o->max_size_bytes, &e);
+	if (r < 0)
+		goto fail;
+
+	for (int i = 0; i < ST__COUNT; i++) {
+		rc = sqlite3_prepare_v3(s->db, st_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+					NULL);
+		if (rc != SQLITE_OK) {
+			e = xasprintf("%s: cannot prepare statement %d (%s): %s", s->path, i,
+				      st_sql[i], sqlite3_errmsg(s->db));
+			r = -EIO;
+			goto fail;
+		}
+	}
+	log_info("store: %s open, schema version %d", s->path, s->version);
+	*out = s;
+	if (err)
+		*err = NULL;
+	return 0;
+fail:
+	if (err)
+		*err = e;
+	else
+		free(e);
+	store_close(s);
+	return r;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->depth > 0) {
+		log_warn("store: closing %s inside a transaction: it is rolled back", s->path);
+		if (!sqlite3_get_autocommit(s->db))
+			(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	for (int i = 0; i < ST__COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	if (s->db) {
+		int rc = sqlite3_close(s->db);
+		if (rc != SQLITE_OK)
+			log_err("store: closing %s: %s", s->path, sqlite3_errstr(rc));
+	}
+	free(s->why);
+	free(s->path);
+	free(s);
+}
+
+/* ---- health ------------------------------------------------------------ */
+
+enum store_health store_health(const struct store *s, const char **why)
+{
+	if (why)
+		*why = s->why;
+	return s->health;
+}
+
+int store_check(struct store *s)
+{
+	/* A probe inside the caller's batch would commit the batch. */
+	if (s->depth > 0)
+		return -EBUSY;
+	int r = op_begin(s, "store check");
+	if (r < 0)
+		return r;
+	r = st_exec(s, ST_PROBE_FILL, "store check", "ii", now_wall_ms(),
+		    (int64_t)STORE_PROBE_BYTES);
+	if (r == 0)
+		r = st_exec(s, ST_PROBE_EMPTY, "store check", "");
+	r = op_end(s, r, "store check");
+	if (r < 0)
+		return r;
+	int64_t free_bytes = disk_free_bytes(s->path);
+	if (free_bytes >= 0 && free_bytes < STORE_DISK_MARGIN_BYTES) {
+		char *why = xasprintf("store check: the disk holding %s has only %lld bytes free",
+				      s->path, (long long)free_bytes);
+		complain(&s->full_complaint, LOG_ERR, NULL, "store: %s", why);
+		set_health(s, STORE_FULL, why);
+		return -ENOSPC;
+	}
+	if (s->health != STORE_OK) {
+		complain_release(&s->full_complaint, LOG_NOTICE, NULL,
+				 "store: %s accepts writes again", s->path);
+		complain_release(&s->error_complaint, LOG_NOTICE, NULL,
+				 "store: %s accepts writes again", s->path);
+		set_health(s, STORE_OK, NULL);
+	}
+	return 0;
+}
+
+int store_set_max_size(struct store *s, int64_t max_size_bytes)
+{
+	char *e = NULL;
+	int r = apply_max_size(s, max_size_bytes, &e);
+	if (r < 0) {
+		log_err("store: %s", e);
+		free(e);
+	}
+	return r;
+}
+
+int store_schema_version(const struct store *s)
+{
+	return s->version;
+}
+
+int64_t store_size_bytes(const struct store *s)
+{
+	struct stat st;
+	int64_t total;
+	if (stat(s->path, &st) < 0)
+		return -errno;
+	total = st.st_size;
+	char *wal = xasprintf("%s-wal", s->path);
+	if (stat(wal, &st) == 0)
+		total += st.st_size;
+	else if (errno != ENOENT)
+		total = -errno;
+	free(wal);
+	return total;
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+int store_begin(struct store *s)
+{
+	if (s->depth > 0) {
+		if (s->tx_err)
+			return s->tx_err;
+		s->depth++;
+		return 0;
+	}
+	int r = st_exec(s, ST_BEGIN, "begin", "");
+	if (r < 0)
+		return r;
+	s->depth = 1;
+	s->tx_err = 0;
+	return 0;
+}
+
+int store_commit(struct store *s)
+{
+	if (s->depth == 0) {
+		log_err("store: commit without a transaction (a bug)");
+		return -EINVAL;
+	}
+	if (--s->depth > 0)
+		return s->tx_err;
+	int r = s->tx_err;
+	s->tx_err = 0;
+	if (r < 0)
+		return r;
+	r = st_exec(s, ST_COMMIT, "commit", "");
+	if (r < 0 && !sqlite3_get_autocommit(s->db))
+		(void)st_exec(s, ST_ROLLBACK, "rollback after a failed commit", "");
+	return r;
+}
+
+void store_rollback(struct store *s)
+{
+	if (s->depth == 0) {
+		log_err("store: rollback without a transaction (a bug)");
+		return;
+	}
+	if (!s->tx_err)
+		abort_tx(s, -ECANCELED);
+	if (--s->depth == 0)
+		s->tx_err = 0;
+}
+
+/* ---- cursors ------------------------------------------------------------- */
+
+int store_cursor_get(struct store *s, const char *name, char **value)
+{
+	sqlite3_stmt *st = s->st[ST_CURSOR_GET];
+	int r = 1;
+	*value = NULL;
+	int rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*value = xstrdup((const char *)sqlite3_column_text(st, 0));
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = store_fail(s, st, rc, "reading a cursor");
+	}
+	st_done(st);
+	return r;
+}
+
+int store_cursor_set(struct store *s, const char *name, const char *value)
+{
+	if (!name || !value)
+		return -EINVAL;
+	int r = write_check(s);
+	if (r < 0)
+		return r;
+	return st_exec(s, ST_CURSOR_SET, "storing a cursor", "tti", name, value, now_wall_ms());
+}
+
+/* ---- runs ----------------------------------------------------------------- */
+
+int store_run_begin(struct store *s, const char *flow, int64_t started_ms, int64_t *run_id)
+{
+	if (!flow)
+		return -EINVAL;
+	int r = write_check(s);
+	if (r < 0)
+		return r;
+	r = st_exec(s, ST_RUN_BEGIN, "recording a run", "ti", flow, started_ms);
+	if (r == 0 && run_id)
+		*run_id = sqlite3_last_insert_rowid(s->db);
+	return r;
+}
+
+static int64_t clamp_count(uint64_t n)
+{
+	return n > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)n;
+}
+
+/* Returns -ENOENT when run_id is not a run, -EINVAL for an unknown outcome. */
+int store_run_end(struct store *s, int64_t run_id, int64_t ended_ms, const char *outcome,
+		  uint64_t items_ok, uint64_t items_failed, const char *summary)
+{
+	static const char *const outcomes[] = { "ok", "retry", "failed", "cancelled" };
+	bool known = false;
+	for (size_t i = 0; outcome && i < LT_ARRAY_SIZE(outcomes); i++)
+		known = known || strcmp(outcome, outcomes[i]) == 0;
+	if (!known)
+		return -EINVAL;
+	int r = write_check(s);
+	if (r < 0)
+		return r;
+	r = st_exec(s, ST_RUN_END, "recording the end of a run", "iitiit", run_id, ended_ms,
+		    outcome, clamp_count(items_ok), clamp_count(items_failed), summary);
+	if (r == 0 && sqlite3_changes(s->db) == 0)
+		r = -ENOENT;
+	return r;
+}
+
+/* NULL on error (logged). */
+json_t *store_runs_list(struct store *s, const char *flow, unsigned n)
+{
+	if (flow)
+		return st_list(s, ST_RUNS_FLOW, "listing runs", "it", sql_limit(n), flow);
+	return st_list(s, ST_RUNS_ALL, "listing runs", "i", sql_limit(n));
+}
+
+/* ---- mismatches ------------------------------------------------------------ */
+
+static int mm_event(struct store *s, int64_t id, int64_t at_ms, const char *event,
+		    const char *state, const char *note)
+{
+	return st_exec(s, ST_MM_EVENT, "recording a mismatch event", "iitttt", id, at_ms,
+		       event, state, STORE_ACTOR, note);
+}
+
+/* Finds (kind,key): 0 with id and state (in buf), 1 when absent, or -errno. */
+static int mm_find(struct store *s, const char *kind, const char *key, int64_t *id,
+		   char *state, size_t len)
+{
+	sqlite3_stmt *st = s->st[ST_MM_FIND];
+	int r = 1;
+	int rc = sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		snprintf(state, len, "%s", (const char *)sqlite3_column_text(st, 1));
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = store_fail(s, st, rc, "looking up a mismatch");
+	}
+	st_done(st);
+	return r;
+}
+
+int store_mismatch_upsert(struct store *s, const struct mismatch *m, int64_t *id, bool *is_new)
+{
+	const char *op = "recording a mismatch";
+	char state[16];
+	int64_t mid = 0;
+	bool fresh = false;
+	if (!m->kind || !m->key || !m->summary)
+		return -EINVAL;
+	int r = write_check(s);
+	if (r < 0)
+		return r;
+	r = op_begin(s, op);
+	if (r < 0)
+		return r;
+	r = mm_find(s, m->kind, m->key, &mid, state, sizeof(state));
+	if (r < 0)
+		goto out;
+	if (r == 1) {
+		r = st_exec(s, ST_MM_INSERT, op, "ttttttti", m->kind, m->key, m->summary, m->detail,
+			    m->raw, m->agency, m->dossier, m->seen_ms);
+		if (r < 0)
+			goto out;
+		mid = sqlite3_last_insert_rowid(s->db);
+		r = mm_event(s, mid, m->seen_ms, "opened", "open", NULL);
+		fresh = true;
+	} else if (strcmp(state, "resolved") == 0) {
+		r = st_exec(s, ST_MM_REOPEN, op, "ittttti", mid, m->summary, m->detail, m->raw,
+			    m->agency, m->dossier, m->seen_ms);
+		if (r == 0)
+			r = mm_event(s, mid, m->seen_ms, "reopened", "open", NULL);
+		fresh = true;
+	} else {
+		/* open and acknowledged stay so; waived stays waived: an operator
+		 * decided it is not a problem, seeing it again changes nothing. */
+		r = st_exec(s, ST_MM_REFRESH, op, "ittttti", mid, m->summary, m->detail, m->raw,
+			    m->agency, m->dossier, m->seen_ms);
+	}
+out:
+	r = op_end(s, r, op);
+	if (r < 0)
+		return r;
+	if (id)
+		*id = mid;
+	if (is_new)
+		*is_new = fresh;
+	return 0;
+}
+
+int store_mismatch_clear(struct store *s, const char *kind, const char *key, int64_t when_ms,
+			 const char *note)
+{
+	const char *op = "resolving a mismatch";
+	char state[16];
+	int64_t mid = 0;
+	if (!kind || !key)
+		return -EINVAL;
+	int r = write_check(s);
+	if (r < 0)
+		return r;
+	r = op_begin(s, op);
+	if (r < 0)
+		return r;
+	r = mm_find(s, kind, key, &mid, state, sizeof(state));
+	if (r == 0 && strcmp(state, "open") != 0 && strcmp(state, "acknowledged") != 0)
+		r = 1;
+	if (r == 0)
+		r = st_exec(s, ST_MM_RESOLVE, op, "iit", mid, when_ms, note);
+	if (r == 0)
+		r = mm_event(s, mid, when_ms, "resolved", "resolved", note);
+	return op_end(s, r, op);
+}
+
+int store_mismatch_clear_unseen(struct store *s, const char *kind, int64_t seen_before_ms,
+				int64_t when_ms, unsigned *cleared)
+{
+	const char *op = "resolving mismatches no longer seen";
+	unsigned n = 0;
+	if (!kind)
+		return -EINVAL;
+	int r = write_check(s);
+	if (r < 0)
+		return r;
+	r = op_begin(s, op);
+	if (r < 0)
+		return r;
+	/* Events first: the same WHERE still selects the rows to close. */
+	r = st_exec(s, ST_MM_UNSEEN_EVENTS, op, "tiit", kind, seen_before_ms, when_ms,
+		    STORE_NOTE_UNSEEN);
+	if (r == 0)
+		r = st_exec(s, ST_MM_UNSEEN_RESOLVE, op, "tiit", kind, seen_before_ms, when_ms,
+			    STORE_NOTE_UNSEEN);
+	if (r == 0)
+		n = (unsigned)sqlite3_changes(s->db);
+	r = op_end(s, r, op);
+	if (r == 0 && cleared)
+		*cleared = n;
+	return r;
+}
+
+int store_mismatch_set_state(struct store *s, int64_t id, const char *state, const char *actor,
+			     int64_t when_ms, const char *note)
+{
+	/* The event of each target state; index matches mismatch_states[]. */
+	static const char *const events[] = { "reopened", "acknowledged", "resolved", "waived" };
+	const char *op = "changing the state of a mismatch";
+	const char *event = NULL;
+	char old[16];
+	for (size_t i = 0; state && i < LT_ARRAY_SIZE(mismatch_states); i++)
+		if (strcmp(state, mismatch_states[i]) == 0)
+			event = events[i];
+	if (!event || !actor)
+		return -EINVAL;
+	int r = write_check(s);
+	if (r < 0)
+		return r;
+	r = op_begin(s, op);
+	if (r < 0)
+		return r;
+	sqlite3_stmt *st = s->st[ST_MM_STATE_OF];
+	int rc = sqlite3_bind_int64(st, 1, id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(old, sizeof(old), "%s", (const char *)sqlite3_column_text(st, 0));
+		r = strcmp(old, state) == 0 ? 1 : 0;
+	} else if (rc == SQLITE_DONE) {
+		r = -ENOENT;
+	} else {
+		r = store_fail(s, st, rc, op);
+	}
+	st_done(st);
+	if (r == 0)
+		r = st_exec(s, ST_MM_SET_STATE, op, "ittit", id, state, actor, when_ms, note);
+	if (r == 0)
+		r = st_exec(s, ST_MM_EVENT, op, "iitttt", id, when_ms, event, state, actor, note);
+	return op_end(s, r, op);
+}
+
+/* NULL on error (logged). */
+json_t *store_mismatch_events(struct store *s, int64_t id)
+{
+	return st_list(s, ST_MM_EVENTS, "listing mismatch events", "i", id);
+}
+
+/* Newest (last seen) first. NULL on error (logged). */
+json_t *store_mismatch_list(struct store *s, const char *kind, const char *state, unsigned limit)
+{
+	const char *op = "listing mismatches";
+	int64_t lim = sql_limit(limit);
+	if (kind && state)
+		return st_list(s, ST_MM_LIST_KIND_STATE, op, "itt", lim, kind, state);
+	if (kind)
+		return st_list(s, ST_MM_LIST_KIND, op, "it", lim, kind);
+	if (state)
+		return st_list(s, ST_MM_LIST_STATE, op, "it", lim, state);
+	return st_list(s, ST_MM_LIST_ALL, op, "i", lim);
+}
+
+/* Every state is present, with 0 when none. NULL on error (logged). */
+json_t *store_mismatch_counts(struct store *s)
+{
+	sqlite3_stmt *st = s->st[ST_MM_COUNTS];
+	json_t *o = json_object();
+	int rc;
+	if (!o)
+		log_fatal("out of memory building JSON");
+	for (size_t i = 0; i < LT_ARRAY_SIZE(mismatch_states); i++)
+		json_put(o, mismatch_states[i], json_integer(0));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_put(o, (const char *)sqlite3_column_text(st, 0),
+			 json_integer(sqlite3_column_int64(st, 1)));
+	if (rc != SQLITE_DONE) {
+		(void)store_fail(s, st, rc, "counting mismatches");
+		json_decref(o);
+		o = NULL;
+	}
+	st_done(st);
+	return o;
+}
+
+/* ---- audit ------------------------------------------------------------------- */
+
+int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,
+		    const char *detail)
+{
+	if (!actor || !action)
+		return -EINVAL;
+	int r = write_check(s);
+	if (r < 0)
+		return r;
+	return st_exec(s, ST_AUDIT_ADD, "recording an audit entry", "itttt", now_wall_ms(), actor,
+		       action, target, detail);
+}
+
+/* Newest first. NULL on error (logged). */
+json_t *store_audit_list(struct store *s, unsigned limit)
+{
+	return st_list(s, ST_AUDIT_LIST, "listing the audit trail", "i", sql_limit(limit));
+}

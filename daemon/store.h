@@ -1,0 +1,110 @@
+/*
+ * store: durable state behind a small interface (SQLite in WAL mode now,
+ * PostgreSQL possible later; nothing outside store*.c includes sqlite3.h).
+ *
+ * The schema is versioned (PRAGMA user_version) and migrated at open, each
+ * migration in one transaction. A store that cannot be opened or migrated
+ * is an error at start: the daemon does not half-start.
+ *
+ * Every write either commits (fsynced with synchronous=FULL) or fails with a
+ * negative errno; -ENOSPC means the disk (or [store] max_size) is full:
+ * store_health() then reports STORE_FULL, the caller keeps its work for a
+ * later pass, and store_check() (run on a timer) clears the condition when a
+ * probe write succeeds again.
+ */
+#ifndef LT_STORE_H
+#define LT_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+struct store;
+
+enum store_health { STORE_OK, STORE_FULL, STORE_ERROR };
+const char *store_health_name(enum store_health h);
+
+/* Opens (creating directories and file as needed) and migrates. */
+int store_open(const struct conf_store *o, struct store **out, char **err);
+void store_close(struct store *s);
+
+/* Current health and, when not OK, why (borrowed). */
+enum store_health store_health(const struct store *s, const char **why);
+/* Tries a small write; updates health. Returns 0 when the store is writable. */
+int store_check(struct store *s);
+/*
+ * Applies a new [store] max_size (bytes, 0 = unlimited) to the open store,
+ * e.g. on reload. It does not change the health: store_check() does.
+ * Returns 0 or -errno.
+ */
+int store_set_max_size(struct store *s, int64_t max_size_bytes);
+int store_schema_version(const struct store *s);
+/* File size in bytes of the database and its WAL. */
+int64_t store_size_bytes(const struct store *s);
+
+/*
+ * Explicit transactions to group several writes into one commit (one fsync).
+ * Nesting is counted; only the outermost commit writes. Returns 0 or -errno.
+ */
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* Cursors: a named position in a source (e.g. "provincial.dossiers"). */
+/* Returns 0 with *value (caller frees), 1 when unset, or -errno. */
+int store_cursor_get(struct store *s, const char *name, char **value);
+int store_cursor_set(struct store *s, const char *name, const char *value);
+
+/* Runs: one row per pass of a flow. */
+int store_run_begin(struct store *s, const char *flow, int64_t started_ms, int64_t *run_id);
+/* outcome: "ok", "retry", "failed", "cancelled". */
+int store_run_end(struct store *s, int64_t run_id, int64_t ended_ms, const char *outcome,
+		  uint64_t items_ok, uint64_t items_failed, const char *summary);
+/* The last n runs of flow (NULL = all flows), newest first, as a JSON array (new ref). */
+json_t *store_runs_list(struct store *s, const char *flow, unsigned n);
+
+/* The mismatch log. One row per (kind, key); repeats update last_seen. */
+struct mismatch {
+	const char *kind;    /* e.g. "catalog.missing_provincial", "relay.unreadable" */
+	const char *key;     /* identifies the thing (MATTHC, MaHoSo, file name) */
+	const char *summary; /* one line, Vietnamese where it faces the office */
+	const char *detail;  /* JSON text with both values, or NULL */
+	const char *raw;     /* raw payload, or NULL */
+	const char *agency;  /* or NULL */
+	const char *dossier; /* or NULL */
+	int64_t seen_ms;
+};
+/*
+ * Inserts or refreshes. *is_new is true when the (kind,key) was not open;
+ * a closed one that reappears reopens. Returns 0 or -errno.
+ */
+int store_mismatch_upsert(struct store *s, const struct mismatch *m, int64_t *id, bool *is_new);
+/* Closes (state resolved by "lienthongd", note) the open mismatch (kind,key). 1 if none. */
+int store_mismatch_clear(struct store *s, const char *kind, const char *key, int64_t when_ms,
+			 const char *note);
+/* Open mismatches of kind last seen before ms (a pass that no longer finds them). */
+int store_mismatch_clear_unseen(struct store *s, const char *kind, int64_t seen_before_ms,
+				int64_t when_ms, unsigned *cleared);
+/*
+ * An operator's decision on mismatch id: state is "open", "acknowledged",
+ * "resolved" or "waived"; actor names who (never NULL). Records an event.
+ * Returns 0, 1 when it already is in that state, -ENOENT for an unknown id,
+ * -EINVAL for an unknown state, or -errno.
+ */
+int store_mismatch_set_state(struct store *s, int64_t id, const char *state, const char *actor,
+			     int64_t when_ms, const char *note);
+/* The state changes of mismatch id, oldest first, as a JSON array. New ref. */
+json_t *store_mismatch_events(struct store *s, int64_t id);
+/* Filters may be NULL. Newest first, at most limit rows. New ref. */
+json_t *store_mismatch_list(struct store *s, const char *kind, const char *state, unsigned limit);
+/* Counts of mismatches by state as an object {"open":n,...}. New ref. */
+json_t *store_mismatch_counts(struct store *s);
+
+/* The audit trail: who did what to which thing. */
+int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,
+		    const char *detail);
+json_t *store_audit_list(struct store *s, unsigned limit);
+
+#endif

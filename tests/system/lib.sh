@@ -1,0 +1,142 @@
+# lib.sh: shared by the system tests (sourced, POSIX sh). Starts the real
+# binaries from $BUILD in a temporary directory and cleans up on exit.
+#
+#   . tests/system/lib.sh
+#   sim_start [ARGS...]        -> $SIM_URL, $SIM_PID
+#   daemon_start CONF          -> $D_PID (waits for the control socket)
+#   check "what" command...    -> prints ok/not ok
+#   finish                     -> exit status
+set -u
+BUILD=${BUILD:-build}
+BIN=$(cd "$BUILD" && pwd)
+T=$(mktemp -d /tmp/lt-test.XXXXXX)
+SIM_PID=""
+D_PID=""
+NOTIFY_PID=""
+n_ok=0
+n_bad=0
+
+cleanup() {
+	for p in $D_PID $SIM_PID $NOTIFY_PID; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in $D_PID $SIM_PID $NOTIFY_PID; do
+		wait "$p" 2>/dev/null
+	done
+	if [ "$n_bad" -ne 0 ] || [ "${KEEP:-}" = 1 ]; then
+		echo "# kept $T for inspection"
+		for f in "$T"/*.log; do
+			[ -f "$f" ] || continue
+			echo "# ---- $f (last 30 lines)"
+			tail -30 "$f" | sed 's/^/# /'
+		done
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+pass() { n_ok=$((n_ok + 1)); echo "ok - $*"; }
+fail() { n_bad=$((n_bad + 1)); echo "not ok - $*"; }
+# check DESCRIPTION CMD...: runs CMD, ok when it exits 0.
+check() {
+	d=$1
+	shift
+	if "$@" >"$T/check.out" 2>&1; then pass "$d"; else fail "$d"; sed 's/^/#   /' "$T/check.out" | head -20; fi
+}
+finish() {
+	echo "1..$((n_ok + n_bad))"
+	[ "$n_bad" -eq 0 ]
+}
+
+# wait_until SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+wait_until() {
+	limit=$(($1 * 10))
+	shift
+	i=0
+	until "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ "$i" -ge "$limit" ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+sim_start() {
+	rm -f "$T/sim.port"
+	"$BIN/lienthong-sim" --listen 127.0.0.1:0 --port-file "$T/sim.port" --seed 7 "$@" \
+		>>"$T/sim.log" 2>&1 &
+	SIM_PID=$!
+	wait_until 10 test -s "$T/sim.port" || { echo "# simulator did not start"; return 1; }
+	SIM_URL="http://127.0.0.1:$(cat "$T/sim.port")"
+}
+
+sim_faults() { curl -s -X POST -d "$1" "$SIM_URL/_sim/faults" >/dev/null; }
+sim_stat() { curl -s "$SIM_URL/_sim/stats${2:-}" | jq -r "$1"; }
+
+notify_start() {
+	"$BIN/tests/helpers/notify_recv" "$T/notify.sock" "$T/notify.out" &
+	NOTIFY_PID=$!
+	wait_until 5 test -S "$T/notify.sock"
+}
+
+# daemon_start CONF [ENV=VALUE...]: starts lienthongd, waits for its socket.
+daemon_start() {
+	conf=$1
+	shift
+	env "$@" "$BIN/lienthongd" --config "$conf" >>"$T/daemon.log" 2>&1 &
+	D_PID=$!
+	# write_base_conf puts the control socket at $T/ctl.sock.
+	wait_until 10 test -S "$T/ctl.sock" || { echo "# daemon did not start"; return 1; }
+}
+
+# daemon_stop: SIGTERM, wait, sets $D_RC and $D_SECS.
+daemon_stop() {
+	t0=$(date +%s%N)
+	kill -TERM "$D_PID"
+	wait "$D_PID"
+	D_RC=$?
+	D_MS=$((($(date +%s%N) - t0) / 1000000))
+	D_PID=""
+}
+
+ctl() { "$BIN/lienthongctl" --socket "$T/ctl.sock" "$@"; }
+ctl_json() { "$BIN/lienthongctl" --socket "$T/ctl.sock" --json "$@"; }
+
+# json_is CMD EXPR: true when lienthongctl --json CMD answers and jq EXPR
+# holds. (jq -e alone is true on empty input, so the answer is checked.)
+json_is() {
+	_out=$(ctl_json "$1") || return 1
+	[ -n "$_out" ] || return 1
+	printf '%s\n' "$_out" | jq -e "$2" >/dev/null
+}
+status_is() { json_is status "$1"; }
+# sim_is EXPR [QUERY]: the same for the simulator's /_sim/stats.
+sim_is() {
+	_out=$(curl -sf "$SIM_URL/_sim/stats${2:-}") || return 1
+	printf '%s\n' "$_out" | jq -e "$1" >/dev/null
+}
+
+secret_file() { # NAME VALUE -> path of a 0600 file
+	printf '%s\n' "$2" >"$T/$1"
+	chmod 600 "$T/$1"
+	echo "$T/$1"
+}
+
+# write_base_conf FILE: [daemon] [store] [control] for a test daemon.
+write_base_conf() {
+	cat >"$1" <<CONF
+[daemon]
+log_target = stderr
+log_level = debug
+plugin_dir = $T/plugins
+health_interval = 1s
+
+[store]
+path = $T/state/lienthong.db
+
+[control]
+path = $T/ctl.sock
+CONF
+}

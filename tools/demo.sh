@@ -1,0 +1,114 @@
+#!/bin/sh
+# make demo: runs lienthongd's main job against the bundled simulator on
+# loopback with a temporary state directory, prints what happened, and
+# stops both cleanly. Grows with every flow.
+set -eu
+BUILD=${BUILD:-build}
+bin=$(cd "$BUILD" && pwd)
+dir=$(mktemp -d /tmp/lienthong-demo.XXXXXX)
+sim_pid=""
+d_pid=""
+cleanup() {
+	[ -n "$d_pid" ] && kill "$d_pid" 2>/dev/null && wait "$d_pid" 2>/dev/null
+	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+wait_for() { # file seconds
+	i=0
+	while [ ! -e "$1" ]; do
+		i=$((i + 1))
+		[ "$i" -gt $(($2 * 10)) ] && { echo "demo: timed out waiting for $1" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
+echo "== starting lienthong-sim (the national adapter, simulated) on 127.0.0.1"
+"$bin/lienthong-sim" --listen 127.0.0.1:0 --port-file "$dir/sim.port" --seed 42 \
+	>"$dir/sim.log" 2>&1 &
+sim_pid=$!
+wait_for "$dir/sim.port" 10
+port=$(cat "$dir/sim.port")
+url="http://127.0.0.1:$port"
+
+printf 'secret\n' >"$dir/adapter.password"
+chmod 600 "$dir/adapter.password"
+mkdir -p "$dir/inbox"
+cat >"$dir/lienthong.conf" <<CONF
+# Demo configuration written by tools/demo.sh.
+[daemon]
+log_target = stderr
+plugin_dir = $dir/plugins
+
+[store]
+path = $dir/state/lienthong.db
+
+[control]
+path = $dir/control.sock
+
+[connector.inbox]
+type = files
+in_dir = $dir/inbox
+min_age = 0
+
+[connector.national]
+type = adapter
+url = $url
+username = lienthong
+password = $dir/adapter.password
+madonvi = 000.00.00.H31
+push_service = Echo
+max_attempts = 3
+backoff_base = 100ms
+
+[flow.relay]
+source = inbox
+sink = national
+interval = 1h
+run_at_start = true
+CONF
+
+echo "== the dossier files waiting in the drop folder"
+cat >"$dir/inbox/hoso-1.jsonl" <<'DATA'
+{"MaHoSo":"000.00.12.H31-250101-00001","TrangThaiHoSo":"2","NgayTiepNhan":"20250101083000"}
+{"MaHoSo":"000.00.12.H31-250101-00002","TrangThaiHoSo":"4","NgayTiepNhan":"20250101091500"}
+DATA
+printf '\357\273\277MaHoSo,TrangThaiHoSo,NgayTiepNhan\r\n000.00.12.H31-250101-00003,9,20250101101000\r\n' \
+	>"$dir/inbox/hoso-2.csv"
+printf '{"MaHoSo": "broken"\n' >"$dir/inbox/hoso-3.jsonl"
+touch -d '1 minute ago' "$dir/inbox/"*
+ls "$dir/inbox"
+
+"$bin/lienthongd" --check-config --config "$dir/lienthong.conf"
+echo "== starting lienthongd"
+"$bin/lienthongd" --config "$dir/lienthong.conf" 2>"$dir/daemon.log" &
+d_pid=$!
+wait_for "$dir/control.sock" 10
+ctl() { "$bin/lienthongctl" --socket "$dir/control.sock" "$@"; }
+
+i=0
+while ! ctl --json status | grep -q '"runs_ok": [1-9]'; do
+	i=$((i + 1))
+	[ "$i" -gt 100 ] && { echo "demo: the relay pass did not finish" >&2; cat "$dir/daemon.log" >&2; exit 1; }
+	sleep 0.1
+done
+echo
+echo "== lienthongctl status"
+ctl status
+echo
+echo "== what the simulated national adapter received (GET /_sim/stats?service=Echo)"
+curl -s "$url/_sim/stats?service=Echo" | jq -c '.received[]'
+echo
+echo "== rejected files (in inbox/failed/, with the reason)"
+for r in "$dir"/inbox/failed/*.reason; do
+	[ -e "$r" ] && printf '%s: %s\n' "$(basename "$r" .reason)" "$(cat "$r")"
+done
+echo
+echo "== stopping"
+kill -TERM "$d_pid"
+wait "$d_pid"
+rc=$?
+d_pid=""
+echo "lienthongd exited with status $rc"
+grep -E 'ready|pass done|stopped' "$dir/daemon.log" | sed 's/^/  log: /'

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Installs what building and testing lienthong needs, only what is missing:
+# libraries are checked with pkg-config, tools with command -v. Debian 12,
+# as root (or with sudo). Prints nothing when everything is there.
+set -eu
+
+need=""
+lib() { pkg-config --exists "$1" 2>/dev/null || need="$need $2"; }
+tool() { command -v "$1" >/dev/null 2>&1 || need="$need $2"; }
+
+tool pkg-config pkg-config
+tool cc gcc
+tool make make
+tool git git
+lib libcurl libcurl4-openssl-dev
+lib jansson libjansson-dev
+lib libxml-2.0 libxml2-dev
+lib openssl libssl-dev
+lib libsystemd libsystemd-dev
+lib zlib zlib1g-dev
+lib sqlite3 libsqlite3-dev
+lib inih libinih-dev
+lib libmicrohttpd libmicrohttpd-dev
+# Tests and tools: curl and jq drive the simulator, setpriv (util-linux)
+# runs the unprivileged-peer test, systemd-analyze checks the unit file,
+# sqlite3 inspects stores, wrk is the load generator of the benchmarks.
+tool curl curl
+tool jq jq
+tool setpriv util-linux
+tool systemd-analyze systemd
+tool sqlite3 sqlite3
+tool wrk wrk
+# The ASan/UBSan runtime ships with gcc; libasan is part of the gcc package.
+
+[ -z "$need" ] && exit 0
+echo "make deps: installing$need"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $need
