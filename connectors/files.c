@@ -166,16 +166,6 @@ struct files {
 /* Journal fields naming the connector, for log_fields. */
 #define FILES_FIELDS(fs) ((const char *const[]){(fs)->field, NULL})
 
-static void files_batch_free(struct conn_batch *b)
-{
-	if (!b)
-		return;
-	json_decref(b->records);
-	free(b->token);
-	free(b->origin);
-	free(b);
-}
-
 /* ---- deferred completions ------------------------------------------- */
 
 static void files_pending_unlink(struct files_pending *p)
@@ -495,8 +485,7 @@ static int files_parse_json(const char *data, size_t len, json_t *out, char **wh
 		*why = xstrdup("expected an array of objects or one object");
 		return -EINVAL;
 	}
-	json_array_foreach(v, i, item)
-	{
+	json_array_foreach (v, i, item) {
 		if (!json_is_object(item)) {
 			json_decref(v);
 			/* jansson keeps no positions for values: name the item, 1-based. */
@@ -1020,8 +1009,7 @@ static void files_render(struct files *fs, json_t *records, size_t from, size_t 
 		const char *k;
 		size_t j;
 		for (i = from; i < to; i++) {
-			json_object_foreach(json_array_get(records, i), k, v)
-			{
+			json_object_foreach (json_array_get(records, i), k, v) {
 				if (!json_object_get(keys, k)) {
 					json_object_set_new(keys, k, json_true());
 					json_array_append_new(hdr, json_string(k));
@@ -1029,8 +1017,7 @@ static void files_render(struct files *fs, json_t *records, size_t from, size_t 
 			}
 		}
 		dynbuf_add(b, "\xef\xbb\xbf", 3);
-		json_array_foreach(hdr, j, v)
-		{
+		json_array_foreach (hdr, j, v) {
 			if (j)
 				dynbuf_add(b, &fs->sep, 1);
 			files_csv_add_field(b, fs->sep, json_string_value(v),
@@ -1039,8 +1026,7 @@ static void files_render(struct files *fs, json_t *records, size_t from, size_t 
 		dynbuf_add(b, "\r\n", 2);
 		for (i = from; i < to; i++) {
 			json_t *rec = json_array_get(records, i);
-			json_array_foreach(hdr, j, v)
-			{
+			json_array_foreach (hdr, j, v) {
 				if (j)
 					dynbuf_add(b, &fs->sep, 1);
 				files_csv_add_value(b, fs->sep,
@@ -1310,7 +1296,7 @@ static void files_free(struct conn *c)
 		struct files_pending *p = fs->pending;
 		files_pending_unlink(p);
 		sd_event_source_unref(p->src);
-		files_batch_free(p->batch);
+		conn_batch_free(p->batch);
 		free(p->msg);
 		free(p);
 	}

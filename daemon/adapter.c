@@ -26,161 +26,131 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "list.h"
 #include "log.h"
 #include "util.h"
 
-#define ADAPTER_EXCERPT_BYTES 80   /* of a non-JSON answer, in the reason */
-#define ADAPTER_MESSAGE_BYTES 400  /* of an answer's message, in the reason */
+#define ADAPTER_EXCERPT_BYTES	80  /* of a non-JSON answer, in the reason */
+#define ADAPTER_MESSAGE_BYTES	400 /* of an answer's message, in the reason */
 #define ADAPTER_TOKEN_DEFAULT_S 300 /* lifetime of a token whose answer omits expires_in */
 
 const struct conf_option adapter_options[] = {
-	{ "auth", CONF_ENUM, "session", 0, 0, "none|session|oauth2|oauth2+session",
-	  offsetof(struct adapter_opts, auth), 0,
-	  "How to authenticate: none, session (log in with username/password, the session "
-	  "travels in every body), oauth2 (gateway client-credentials token as a Bearer header) "
-	  "or oauth2+session (both, for an adapter behind an LGSP/NGSP gateway)." },
-	{ "auth_endpoint", CONF_STRING, "/auth", 0, 0, NULL,
-	  offsetof(struct adapter_opts, auth_endpoint), 0,
-	  "Path (appended to url) of the adapter's login service." },
-	{ "integration_endpoint", CONF_STRING, "/integration", 0, 0, NULL,
-	  offsetof(struct adapter_opts, integration_endpoint), 0,
-	  "Path of the adapter's integration service (writes and look-ups)." },
-	{ "share_endpoint", CONF_STRING, "/share", 0, 0, NULL,
-	  offsetof(struct adapter_opts, share_endpoint), 0,
-	  "Path of the adapter's sharing service (catalogues)." },
-	{ "username", CONF_STRING, NULL, 0, 0, NULL, offsetof(struct adapter_opts, username), 0,
-	  "Account name for the session login (auth = session or oauth2+session)." },
-	{ "password", CONF_SECRET, NULL, 0, 0, NULL, offsetof(struct adapter_opts, password), 0,
-	  "File (absolute path) or systemd credential name holding the login password; the "
-	  "file must not be readable by others." },
-	{ "dstcode", CONF_STRING, NULL, 0, 0, NULL, offsetof(struct adapter_opts, dstcode), 0,
-	  "Value of the dstcode header sent with the login, when the adapter asks for one." },
-	{ "madonvi", CONF_STRING, NULL, 0, 0, NULL, offsetof(struct adapter_opts, madonvi), 0,
-	  "Agency id (mã đơn vị) sent as \"madonvi\" in every call." },
-	{ "token_url", CONF_URL, NULL, 0, 0, NULL, offsetof(struct adapter_opts, token_url), 0,
-	  "OAuth2 token endpoint of the gateway (auth = oauth2 or oauth2+session), e.g. "
-	  "https://gateway.example/token." },
-	{ "consumer_key", CONF_STRING, NULL, 0, 0, NULL,
-	  offsetof(struct adapter_opts, consumer_key), 0,
-	  "OAuth2 client id (consumer key) issued by the gateway." },
-	{ "consumer_secret", CONF_SECRET, NULL, 0, 0, NULL,
-	  offsetof(struct adapter_opts, consumer_secret), 0,
-	  "File (absolute path) or systemd credential name holding the OAuth2 consumer secret." },
-	{ "success_codes", CONF_STRING, "0,00", 0, 0, NULL,
-	  offsetof(struct adapter_opts, success_codes), 0,
-	  "Comma-separated error_code values that mean success; any other code is a failure." },
-	{ "expired_codes", CONF_STRING, "-1", 0, 0, NULL,
-	  offsetof(struct adapter_opts, expired_codes), 0,
-	  "Comma-separated error_code values that mean the session expired: the adapter logs in "
-	  "again and retries the call once." },
-	{ "expired_pattern", CONF_STRING, "hết hạn|expired|session", 0, 0, NULL,
-	  offsetof(struct adapter_opts, expired_pattern), 0,
-	  "'|'-separated pieces of text (ASCII letters compared case-insensitively) whose presence "
-	  "in the message of an unsuccessful answer also means the session expired." },
+	{"auth", CONF_ENUM, "session", 0, 0, "none|session|oauth2|oauth2+session",
+	 offsetof(struct adapter_opts, auth), 0,
+	 "How to authenticate: none, session (log in with username/password, the session "
+	 "travels in every body), oauth2 (gateway client-credentials token as a Bearer header) "
+	 "or oauth2+session (both, for an adapter behind an LGSP/NGSP gateway)."},
+	{"auth_endpoint", CONF_STRING, "/auth", 0, 0, NULL,
+	 offsetof(struct adapter_opts, auth_endpoint), 0,
+	 "Path (appended to url) of the adapter's login service."},
+	{"integration_endpoint", CONF_STRING, "/integration", 0, 0, NULL,
+	 offsetof(struct adapter_opts, integration_endpoint), 0,
+	 "Path of the adapter's integration service (writes and look-ups)."},
+	{"share_endpoint", CONF_STRING, "/share", 0, 0, NULL,
+	 offsetof(struct adapter_opts, share_endpoint), 0,
+	 "Path of the adapter's sharing service (catalogues)."},
+	{"username", CONF_STRING, NULL, 0, 0, NULL, offsetof(struct adapter_opts, username), 0,
+	 "Account name for the session login (auth = session or oauth2+session)."},
+	{"password", CONF_SECRET, NULL, 0, 0, NULL, offsetof(struct adapter_opts, password), 0,
+	 "File (absolute path) or systemd credential name holding the login password; the "
+	 "file must not be readable by others."},
+	{"dstcode", CONF_STRING, NULL, 0, 0, NULL, offsetof(struct adapter_opts, dstcode), 0,
+	 "Value of the dstcode header sent with the login, when the adapter asks for one."},
+	{"madonvi", CONF_STRING, NULL, 0, 0, NULL, offsetof(struct adapter_opts, madonvi), 0,
+	 "Agency id (mã đơn vị) sent as \"madonvi\" in every call."},
+	{"token_url", CONF_URL, NULL, 0, 0, NULL, offsetof(struct adapter_opts, token_url), 0,
+	 "OAuth2 token endpoint of the gateway (auth = oauth2 or oauth2+session), e.g. "
+	 "https://gateway.example/token."},
+	{"consumer_key", CONF_STRING, NULL, 0, 0, NULL, offsetof(struct adapter_opts, consumer_key),
+	 0, "OAuth2 client id (consumer key) issued by the gateway."},
+	{"consumer_secret", CONF_SECRET, NULL, 0, 0, NULL,
+	 offsetof(struct adapter_opts, consumer_secret), 0,
+	 "File (absolute path) or systemd credential name holding the OAuth2 consumer secret."},
+	{"success_codes", CONF_STRING, "0,00", 0, 0, NULL,
+	 offsetof(struct adapter_opts, success_codes), 0,
+	 "Comma-separated error_code values that mean success; any other code is a failure."},
+	{"expired_codes", CONF_STRING, "-1", 0, 0, NULL,
+	 offsetof(struct adapter_opts, expired_codes), 0,
+	 "Comma-separated error_code values that mean the session expired: the adapter logs in "
+	 "again and retries the call once."},
+	{"expired_pattern", CONF_STRING, "hết hạn|expired|session", 0, 0, NULL,
+	 offsetof(struct adapter_opts, expired_pattern), 0,
+	 "'|'-separated pieces of text (ASCII letters compared case-insensitively) whose presence "
+	 "in the message of an unsuccessful answer also means the session expired."},
 	CONF_OPTION_END,
-};
-
-struct call;
-
-struct call_list {
-	struct call *head, *tail;
 };
 
 /* One adapter_call or adapter_login. */
 struct call {
-	struct call *prev, *next;
-	struct call_list *on;
-	struct adapter *a;           /* borrowed; NULL once the adapter is freed */
-	bool is_login;               /* adapter_login: done when credentials are held */
+	struct list_node node; /* on waiting or sent (or a local list), or none */
+	struct adapter *a;     /* borrowed; NULL once the adapter is freed */
+	bool is_login;	       /* adapter_login: done when credentials are held */
 	enum adapter_endpoint ep;
-	char *service;               /* owned */
-	json_t *params;              /* owned, may be NULL */
+	char *service;	/* owned */
+	json_t *params; /* owned, may be NULL */
 	adapter_classify_fn classify;
-	adapter_done_fn done;        /* NULL once cancelled */
+	adapter_done_fn done; /* NULL once cancelled */
 	void *ud;
-	bool relogged;               /* the one re-login after an expiry is spent */
-	bool token_refreshed;        /* the one token refresh after a 401 is spent */
+	bool relogged;	      /* the one re-login after an expiry is spent */
+	bool token_refreshed; /* the one token refresh after a 401 is spent */
 	uint64_t sent_session_gen, sent_token_gen;
 
 	/* What classify found in the last attempt (cls_attempt). */
 	unsigned cls_attempt;
-	json_t *answer;              /* owned */
+	json_t *answer; /* owned */
 	bool expired, unauthorized;
 };
 
 /* A login or token request in flight. */
 struct auth_req {
-	struct adapter *a;           /* borrowed; NULL once the adapter is freed */
+	struct adapter *a; /* borrowed; NULL once the adapter is freed */
 	bool is_token;
-	uint64_t token_gen;          /* token used to send it */
+	uint64_t token_gen; /* token used to send it */
 	unsigned cls_attempt;
 	bool unauthorized;
-	char *value;                 /* owned secret: the session or access token */
+	char *value; /* owned secret: the session or access token */
 	int64_t expires_in_s;
 };
 
 struct adapter {
-	struct http_client *http;    /* borrowed */
-	char *name, *field;          /* owned */
+	struct http_client *http; /* borrowed */
+	char *name, *field;	  /* owned */
 	const char *fields[2];
-	struct adapter_opts o;       /* owned copies; secrets wiped on free */
+	struct adapter_opts o;		       /* owned copies; secrets wiped on free */
 	char **success, **expired, **patterns; /* owned NULL-terminated lists */
 
-	char *session;               /* owned secret */
+	char *session; /* owned secret */
 	uint64_t session_gen;
-	char *token;                 /* owned secret */
+	char *token; /* owned secret */
 	uint64_t token_gen;
-	uint64_t token_expiry_us;    /* monotonic */
+	uint64_t token_expiry_us;	    /* monotonic */
 	struct auth_req *login, *token_req; /* in flight, NULL otherwise */
 	bool login_401_spent;
 	unsigned long logins;
 	struct complaint auth_complaint; /* repeated login/token failures */
 
-	struct call_list waiting;    /* need credentials first */
-	struct call_list sent;       /* submitted to the HTTP client */
+	struct list_head waiting; /* need credentials first */
+	struct list_head sent;	  /* submitted to the HTTP client */
 	bool freeing;
 };
 
 /* The response handed over when there is no HTTP answer to show. */
-static const struct http_response no_response = { .body = "", .retry_after_ms = -1 };
+static const struct http_response no_response = {.body = "", .retry_after_ms = -1};
 
 /* ---- lists and small helpers ------------------------------------------- */
 
-static void call_unlink(struct call *c)
+/* The call of a list node; NULL for NULL (an empty list's head, say). */
+static struct call *call_of(struct list_node *n)
 {
-	struct call_list *l = c->on;
-	if (!l)
-		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		l->head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	else
-		l->tail = c->prev;
-	c->prev = c->next = NULL;
-	c->on = NULL;
-}
-
-static void call_append(struct call_list *l, struct call *c)
-{
-	call_unlink(c);
-	c->on = l;
-	c->prev = l->tail;
-	if (l->tail)
-		l->tail->next = c;
-	else
-		l->head = c;
-	l->tail = c;
+	return list_entry(n, struct call, node);
 }
 
 /* Moves every call of from to the end of to. */
-static void call_take_all(struct call_list *to, struct call_list *from)
+static void call_take_all(struct list_head *to, struct list_head *from)
 {
 	struct call *c;
-	while ((c = from->head))
-		call_append(to, c);
+	while ((c = call_of(from->head)))
+		list_append(to, &c->node);
 }
 
 static void call_forget_answer(struct call *c)
@@ -194,7 +164,7 @@ static void call_free(struct call *c)
 {
 	if (!c)
 		return;
-	call_unlink(c);
+	list_remove(&c->node);
 	free(c->service);
 	json_decref(c->params);
 	json_decref(c->answer);
@@ -247,7 +217,7 @@ static char **split_list(const char *s, char sep)
 	return v;
 }
 
-static void list_free(char **v)
+static void split_free(char **v)
 {
 	for (size_t i = 0; v && v[i]; i++)
 		free(v[i]);
@@ -436,14 +406,12 @@ static void call_deliver(struct call *c, json_t *answer, const struct http_respo
 static void fail_waiting(struct adapter *a, enum http_outcome o, const char *why,
 			 const struct http_response *raw)
 {
-	struct call_list l = { 0 };
+	struct list_head l = {0};
 	struct call *c;
 	call_take_all(&l, &a->waiting);
 	/* From here a may be freed by a callback. */
-	while ((c = l.head)) {
-		call_unlink(c);
+	while ((c = call_of(list_pop_front(&l))))
 		call_deliver(c, NULL, raw, o, why);
-	}
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -481,8 +449,8 @@ static void start_login(struct adapter *a)
 {
 	struct auth_req *q = xcalloc(1, sizeof(*q));
 	struct http_request *r = http_request_new("POST", a->o.auth_endpoint);
-	json_t *body = json_pack("{s:s, s:s}", "username", a->o.username, "password",
-				 a->o.password);
+	json_t *body =
+		json_pack("{s:s, s:s}", "username", a->o.username, "password", a->o.password);
 	if (!body)
 		log_fatal("cannot build the login request");
 	q->a = a;
@@ -523,7 +491,7 @@ static void send_call(struct adapter *a, struct call *c)
 	c->cls_attempt = 0;
 	http_request_classify(r, call_classify, c);
 	http_request_done(r, call_http_done, c);
-	call_append(&a->sent, c);
+	list_append(&a->sent, &c->node);
 	http_submit(a->http, r);
 }
 
@@ -535,10 +503,10 @@ static void send_call(struct adapter *a, struct call *c)
  */
 static void kick(struct adapter *a)
 {
-	struct call_list logins = { 0 };
+	struct list_head logins = {0};
 	struct call *c;
 
-	if (a->freeing || !a->waiting.head)
+	if (a->freeing || list_empty(&a->waiting))
 		return;
 	if (uses_token(a) && !token_valid(a)) {
 		drop_token(a);
@@ -551,17 +519,15 @@ static void kick(struct adapter *a)
 			start_login(a);
 		return;
 	}
-	while ((c = a->waiting.head)) {
+	while ((c = call_of(a->waiting.head))) {
 		if (c->is_login)
-			call_append(&logins, c);
+			list_append(&logins, &c->node);
 		else
 			send_call(a, c);
 	}
 	/* From here a may be freed by a callback. */
-	while ((c = logins.head)) {
-		call_unlink(c);
+	while ((c = call_of(list_pop_front(&logins))))
 		call_deliver(c, NULL, NULL, HTTP_OK, NULL);
-	}
 }
 
 /* ---- classification ---------------------------------------------------- */
@@ -768,7 +734,12 @@ static void auth_http_done(const struct http_response *r, enum http_outcome o, c
 	reason = xasprintf("%s failed: %s", q->is_token ? "token request" : "login",
 			   why ? why : http_outcome_name(o));
 	complain(&a->auth_complaint, LOG_WARNING, a->fields, "%s", reason);
-	fail_waiting(a, o == HTTP_OK ? HTTP_FAIL : o, reason, r);
+	/*
+	 * The waiting calls were never sent: a refused login (wrong password,
+	 * locked account) is a configuration problem to fix, not a verdict on
+	 * their data, so they are to be retried later, never failed for good.
+	 */
+	fail_waiting(a, HTTP_RETRY, reason, r);
 out:
 	free(reason);
 	auth_req_free(q);
@@ -786,10 +757,12 @@ static void call_http_done(const struct http_response *r, enum http_outcome o, c
 		call_free(c);
 		return;
 	}
-	call_unlink(c);
+	list_remove(&c->node);
 	if (fresh && c->expired && uses_session(a)) {
 		if (c->relogged) {
-			call_deliver(c, c->answer, r, HTTP_FAIL, "session rejected after re-login");
+			/* The adapter keeps refusing fresh sessions: its problem,
+			 * not the call's data, so retry later. */
+			call_deliver(c, c->answer, r, HTTP_RETRY, "session rejected after re-login");
 			return;
 		}
 		c->relogged = true;
@@ -799,7 +772,7 @@ static void call_http_done(const struct http_response *r, enum http_outcome o, c
 			drop_session(a);
 		}
 		call_forget_answer(c);
-		call_append(&a->waiting, c);
+		list_append(&a->waiting, &c->node);
 		kick(a);
 		return;
 	}
@@ -808,7 +781,7 @@ static void call_http_done(const struct http_response *r, enum http_outcome o, c
 		if (c->sent_token_gen == a->token_gen)
 			drop_token(a);
 		call_forget_answer(c);
-		call_append(&a->waiting, c);
+		list_append(&a->waiting, &c->node);
 		kick(a);
 		return;
 	}
@@ -906,7 +879,7 @@ int adapter_new(struct http_client *http, const struct adapter_opts *o, const ch
 
 void adapter_free(struct adapter *a)
 {
-	struct call_list l = { 0 };
+	struct list_head l = {0};
 	struct call *c;
 
 	if (!a || a->freeing)
@@ -919,24 +892,22 @@ void adapter_free(struct adapter *a)
 	if (a->token_req)
 		a->token_req->a = NULL;
 	call_take_all(&l, &a->waiting);
-	while ((c = a->sent.head)) {
-		call_unlink(c);
+	while ((c = call_of(list_pop_front(&a->sent)))) {
 		c->a = NULL;
 		if (c->done)
-			c->done(&(struct adapter_answer){ .error_code = "", .message = "",
-							  .raw = &no_response },
+			c->done(&(struct adapter_answer){.error_code = "",
+							 .message = "",
+							 .raw = &no_response},
 				HTTP_RETRY, "cancelled", c->ud);
 		c->done = NULL;
 	}
-	while ((c = l.head)) {
-		call_unlink(c);
+	while ((c = call_of(list_pop_front(&l))))
 		call_deliver(c, NULL, NULL, HTTP_RETRY, "cancelled");
-	}
 	drop_session(a);
 	drop_token(a);
-	list_free(a->success);
-	list_free(a->expired);
-	list_free(a->patterns);
+	split_free(a->success);
+	split_free(a->expired);
+	split_free(a->patterns);
 	opts_free(&a->o);
 	free(a->field);
 	free(a->name);
@@ -962,7 +933,7 @@ int adapter_call(struct adapter *a, enum adapter_endpoint ep, const char *servic
 	c->classify = classify;
 	c->done = done;
 	c->ud = ud;
-	call_append(&a->waiting, c);
+	list_append(&a->waiting, &c->node);
 	kick(a);
 	return 0;
 }
@@ -985,7 +956,7 @@ int adapter_login(struct adapter *a, adapter_done_fn done, void *ud)
 	} else if (!a->token_req) {
 		drop_token(a);
 	}
-	call_append(&a->waiting, c);
+	list_append(&a->waiting, &c->node);
 	kick(a);
 	return 0;
 }

@@ -9,7 +9,9 @@
  *        -> {"error_code":..,"message":"..","result":[..]}
  *
  * The session travels in the body. A call answered "session expired" logs in
- * again and is retried once. Gateways (LGSP/NGSP) add OAuth2
+ * again and is retried once. A refused login or token request leaves the
+ * waiting calls HTTP_RETRY (they were never sent: a wrong password is for
+ * the operator to fix, not a verdict on the data). Gateways (LGSP/NGSP) add OAuth2
  * client-credentials: POST token_url with Basic key:secret, then
  * "Authorization: Bearer" on every call; a 401 refreshes the token once.
  * auth = none | session | oauth2 | oauth2+session.
@@ -30,20 +32,20 @@
 #include "http.h"
 
 struct adapter_opts {
-	int auth;                 /* ADAPTER_AUTH_* */
-	char *auth_endpoint;      /* e.g. /auth */
+	int auth;	     /* ADAPTER_AUTH_* */
+	char *auth_endpoint; /* e.g. /auth */
 	char *integration_endpoint;
 	char *share_endpoint;
 	char *username;
-	char *password;           /* secret */
-	char *dstcode;            /* header dstcode on login */
-	char *madonvi;            /* agency id sent in every call */
-	char *token_url;          /* OAuth2 */
+	char *password;	 /* secret */
+	char *dstcode;	 /* header dstcode on login */
+	char *madonvi;	 /* agency id sent in every call */
+	char *token_url; /* OAuth2 */
 	char *consumer_key;
-	char *consumer_secret;    /* secret */
-	char *success_codes;      /* comma-separated, e.g. "0,00" */
-	char *expired_codes;      /* comma-separated error codes meaning session expired */
-	char *expired_pattern;    /* '|'-separated case-insensitive substrings of message */
+	char *consumer_secret; /* secret */
+	char *success_codes;   /* comma-separated, e.g. "0,00" */
+	char *expired_codes;   /* comma-separated error codes meaning session expired */
+	char *expired_pattern; /* '|'-separated case-insensitive substrings of message */
 };
 
 enum { ADAPTER_AUTH_NONE, ADAPTER_AUTH_SESSION, ADAPTER_AUTH_OAUTH2, ADAPTER_AUTH_BOTH };
@@ -63,7 +65,7 @@ struct adapter_answer {
 	json_t *answer;
 	json_t *result;
 	const char *error_code; /* normalised to text, "" when absent */
-	const char *message;    /* "" when absent */
+	const char *message;	/* "" when absent */
 	const struct http_response *raw;
 };
 

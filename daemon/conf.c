@@ -65,61 +65,59 @@ char *conf_errors_join(const struct conf_errors *e)
 
 #define D(f) offsetof(struct conf_daemon, f)
 const struct conf_option conf_daemon_options[] = {
-	{ "log_level", CONF_ENUM, "info", 0, 0, "error|warning|notice|info|debug", D(log_level), 0,
-	  "Most verbose priority logged." },
-	{ "log_target", CONF_ENUM, "auto", 0, 0, "auto|journal|stderr", D(log_target), 0,
-	  "Where logs go: auto picks the journal when started by systemd, stderr otherwise." },
-	{ "plugin_dir", CONF_PATH, "/usr/local/lib/lienthong/connectors", 0, 0, NULL, D(plugin_dir),
-	  0,
-	  "Directory of out-of-tree connectors (*.so exporting lienthong_connector). "
-	  "A missing directory is not an error." },
-	{ "mappings_dir", CONF_PATH, "/etc/lienthong/mappings", 0, 0, NULL, D(mappings_dir), 0,
-	  "Directory of mapping and code-table files." },
-	{ "shutdown_timeout", CONF_DURATION, "5s", 100, 60000, NULL, D(shutdown_timeout_ms), 0,
-	  "On SIGTERM, how long running passes get to persist their work before the daemon "
-	  "exits anyway." },
-	{ "health_interval", CONF_DURATION, "10s", 1000, 3600000, NULL, D(health_interval_ms), 0,
-	  "How often the store is re-checked after a failure and the STATUS= line refreshed." },
+	{"log_level", CONF_ENUM, "info", 0, 0, "error|warning|notice|info|debug", D(log_level), 0,
+	 "Most verbose priority logged."},
+	{"log_target", CONF_ENUM, "auto", 0, 0, "auto|journal|stderr", D(log_target), 0,
+	 "Where logs go: auto picks the journal when started by systemd, stderr otherwise."},
+	{"plugin_dir", CONF_PATH, "/usr/local/lib/lienthong/connectors", 0, 0, NULL, D(plugin_dir),
+	 0,
+	 "Directory of out-of-tree connectors (*.so exporting lienthong_connector). "
+	 "A missing directory is not an error."},
+	{"shutdown_timeout", CONF_DURATION, "5s", 100, 60000, NULL, D(shutdown_timeout_ms), 0,
+	 "On SIGTERM, how long running passes get to persist their work before the daemon "
+	 "exits anyway."},
+	{"health_interval", CONF_DURATION, "10s", 1000, 3600000, NULL, D(health_interval_ms), 0,
+	 "How often the store is re-checked after a failure and the STATUS= line refreshed."},
 	CONF_OPTION_END,
 };
 #undef D
 
 #define S(f) offsetof(struct conf_store, f)
 const struct conf_option conf_store_options[] = {
-	{ "path", CONF_PATH, "/var/lib/lienthong/lienthong.db", 0, 0, NULL, S(path), 0,
-	  "SQLite database holding all durable state (WAL mode; the -wal and -shm files live "
-	  "beside it)." },
-	{ "busy_timeout", CONF_DURATION, "5s", 0, 600000, NULL, S(busy_timeout_ms), 0,
-	  "How long a write waits for a lock held by another process (lienthongctl tools, "
-	  "backups)." },
-	{ "max_size", CONF_SIZE, "0", 0, 0, NULL, S(max_size_bytes), 0,
-	  "Largest size the database may grow to (e.g. 20G); 0 = no limit. Reaching it is "
-	  "treated like a full disk: work is kept and retried, status says so." },
-	{ "synchronous", CONF_ENUM, "full", 0, 0, "full|normal", S(synchronous), 0,
-	  "full: every commit is fsynced (nothing acknowledged is lost on power failure). "
-	  "normal: faster, a power cut may lose the last commits." },
-	{ "retry_interval", CONF_DURATION, "10s", 1000, 3600000, NULL, S(retry_interval_ms), 0,
-	  "After a failed write (disk full), how often the store is probed until it works "
-	  "again." },
+	{"path", CONF_PATH, "/var/lib/lienthong/lienthong.db", 0, 0, NULL, S(path), 0,
+	 "SQLite database holding all durable state (WAL mode; the -wal and -shm files live "
+	 "beside it)."},
+	{"busy_timeout", CONF_DURATION, "5s", 0, 600000, NULL, S(busy_timeout_ms), 0,
+	 "How long a write waits for a lock held by another process (lienthongctl tools, "
+	 "backups)."},
+	{"max_size", CONF_SIZE, "0", 0, 0, NULL, S(max_size_bytes), 0,
+	 "Largest size the database may grow to (e.g. 20G); 0 = no limit. Reaching it is "
+	 "treated like a full disk: work is kept and retried, status says so."},
+	{"synchronous", CONF_ENUM, "full", 0, 0, "full|normal", S(synchronous), 0,
+	 "full: every commit is fsynced (nothing acknowledged is lost on power failure). "
+	 "normal: faster, a power cut may lose the last commits."},
+	{"retry_interval", CONF_DURATION, "10s", 1000, 3600000, NULL, S(retry_interval_ms), 0,
+	 "After a failed write (disk full), how often the store is probed until it works "
+	 "again."},
 	CONF_OPTION_END,
 };
 #undef S
 
 #define C(f) offsetof(struct conf_control, f)
 const struct conf_option conf_control_options[] = {
-	{ "path", CONF_PATH, "/run/lienthong/control.sock", 0, 0, NULL, C(path), 0,
-	  "UNIX socket of lienthongctl." },
-	{ "mode", CONF_MODE, "0660", 0, 0777, NULL, C(mode), 0,
-	  "Permissions of the socket. Anyone who can connect may read status; changing "
-	  "commands need root or the service user." },
-	{ "group", CONF_STRING, NULL, 0, 0, NULL, C(group), 0,
-	  "Group owning the socket (members may read status). Empty: the daemon's group." },
-	{ "max_clients", CONF_INT, "32", 1, 1024, NULL, C(max_clients), 0,
-	  "Simultaneous control connections." },
-	{ "max_request_bytes", CONF_SIZE, "64k", 256, 16 * 1024 * 1024, NULL,
-	  C(max_request_bytes), 0, "Longest request line accepted." },
-	{ "idle_timeout", CONF_DURATION, "5m", 1000, 86400000, NULL, C(idle_timeout_ms), 0,
-	  "A control connection idle this long is closed." },
+	{"path", CONF_PATH, "/run/lienthong/control.sock", 0, 0, NULL, C(path), 0,
+	 "UNIX socket of lienthongctl."},
+	{"mode", CONF_MODE, "0660", 0600, 0777, NULL, C(mode), 0,
+	 "Permissions of the socket. Anyone who can connect may read status; changing "
+	 "commands need root or the service user."},
+	{"group", CONF_STRING, NULL, 0, 0, NULL, C(group), 0,
+	 "Group owning the socket (members may read status). Empty: the daemon's group."},
+	{"max_clients", CONF_INT, "32", 1, 1024, NULL, C(max_clients), 0,
+	 "Simultaneous control connections."},
+	{"max_request_bytes", CONF_SIZE, "64k", 256, 16 * 1024 * 1024, NULL, C(max_request_bytes),
+	 0, "Longest request line accepted."},
+	{"idle_timeout", CONF_DURATION, "5m", 1000, 86400000, NULL, C(idle_timeout_ms), 0,
+	 "A control connection idle this long is closed."},
 	CONF_OPTION_END,
 };
 #undef C
@@ -131,10 +129,10 @@ struct conn_common {
 };
 #define CC(f) offsetof(struct conn_common, f)
 static const struct conf_option conn_common_options[] = {
-	{ "type", CONF_STRING, NULL, 0, 0, NULL, CC(type), CONF_REQUIRED,
-	  "Connector type (lienthongctl connectors lists them)." },
-	{ "enabled", CONF_BOOL, "true", 0, 0, NULL, CC(enabled), 0,
-	  "A disabled connector is validated but not started." },
+	{"type", CONF_STRING, NULL, 0, 0, NULL, CC(type), CONF_REQUIRED,
+	 "Connector type (lienthongd --print-config-template lists them)."},
+	{"enabled", CONF_BOOL, "true", 0, 0, NULL, CC(enabled), 0,
+	 "A disabled connector is validated but not started."},
 	CONF_OPTION_END,
 };
 #undef CC
@@ -149,17 +147,17 @@ struct flow_common {
 };
 #define FC(f) offsetof(struct flow_common, f)
 static const struct conf_option flow_common_options[] = {
-	{ "type", CONF_STRING, NULL, 0, 0, NULL, FC(type), 0,
-	  "Flow type; defaults to the section's NAME." },
-	{ "enabled", CONF_BOOL, "true", 0, 0, NULL, FC(enabled), 0,
-	  "A disabled flow is validated but never run." },
-	{ "interval", CONF_DURATION, "0", 0, 30LL * 86400000, NULL, FC(interval_ms), 0,
-	  "Time between passes; 0 = only when asked (lienthongctl run)." },
-	{ "jitter", CONF_DURATION, "0", 0, 86400000, NULL, FC(jitter_ms), 0,
-	  "Random delay up to this much added to each interval, so that many provinces do "
-	  "not call the national systems at the same second." },
-	{ "run_at_start", CONF_BOOL, "false", 0, 0, NULL, FC(run_at_start), 0,
-	  "Run a pass as soon as the daemon is ready." },
+	{"type", CONF_STRING, NULL, 0, 0, NULL, FC(type), 0,
+	 "Flow type; defaults to the section's NAME."},
+	{"enabled", CONF_BOOL, "true", 0, 0, NULL, FC(enabled), 0,
+	 "A disabled flow is validated but never run."},
+	{"interval", CONF_DURATION, "0", 0, 30LL * 86400000, NULL, FC(interval_ms), 0,
+	 "Time between passes; 0 = only when asked (lienthongctl run)."},
+	{"jitter", CONF_DURATION, "0", 0, 86400000, NULL, FC(jitter_ms), 0,
+	 "Random delay up to this much added to each interval, so that many provinces do "
+	 "not call the national systems at the same second."},
+	{"run_at_start", CONF_BOOL, "false", 0, 0, NULL, FC(run_at_start), 0,
+	 "Run a pass as soon as the daemon is ready."},
 	CONF_OPTION_END,
 };
 #undef FC
@@ -260,8 +258,7 @@ static void free_value(const struct conf_option *o, void *base)
 		free(*sp);
 		*sp = NULL;
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -286,7 +283,8 @@ int conf_set_value(const struct conf_option *o, void *base, const char *value, c
 		*(char **)field = *value ? xstrdup(value) : NULL;
 		return 0;
 	case CONF_URL:
-		if (*value && !str_startswith(value, "http://") && !str_startswith(value, "https://")) {
+		if (*value && !str_startswith(value, "http://") &&
+		    !str_startswith(value, "https://")) {
 			*why = xasprintf("'%s' is not an http:// or https:// URL", value);
 			return -EINVAL;
 		}
@@ -327,7 +325,8 @@ int conf_set_value(const struct conf_option *o, void *base, const char *value, c
 			 !strcmp(value, "0"))
 			*(bool *)field = false;
 		else {
-			*why = xasprintf("'%s' is not a boolean (true/false, yes/no, on/off)", value);
+			*why = xasprintf("'%s' is not a boolean (true/false, yes/no, on/off)",
+					 value);
 			return -EINVAL;
 		}
 		return 0;
@@ -434,12 +433,27 @@ struct parse_ctx {
 	struct conf_errors *errs;
 };
 
+/*
+ * inih reads through this so that we know the line number of each entry.
+ * A line longer than inih's buffer would reach it in pieces (and shift every
+ * later line number): it is reported and the rest of the line skipped.
+ */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse_ctx *ctx = stream;
 	char *s = fgets(str, num, ctx->f);
-	if (s)
-		ctx->line++;
+	if (!s)
+		return NULL;
+	ctx->line++;
+	size_t len = strlen(s);
+	if (len == (size_t)num - 1 && s[len - 1] != '\n' && !feof(ctx->f)) {
+		int c;
+		while ((c = fgetc(ctx->f)) != EOF && c != '\n')
+			;
+		conf_errors_add(ctx->errs, "%s:%d: line longer than %d bytes", ctx->path, ctx->line,
+				num - 2);
+		s[0] = '\0'; /* hand inih an empty line */
+	}
 	return s;
 }
 
@@ -449,15 +463,17 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (!name)
 		return 1; /* a new section with INI_CALL_HANDLER_ON_NEW_SECTION */
 	for (size_t i = 0; i < ctx->n; i++) {
-		if (!strcmp(ctx->entries[i].section, section) && !strcmp(ctx->entries[i].key, name)) {
-			conf_errors_add(ctx->errs, "%s:%d: [%s] key '%s' is set twice (first on line %d)",
+		if (!strcmp(ctx->entries[i].section, section) &&
+		    !strcmp(ctx->entries[i].key, name)) {
+			conf_errors_add(ctx->errs,
+					"%s:%d: [%s] key '%s' is set twice (first on line %d)",
 					ctx->path, ctx->line, section, name, ctx->entries[i].line);
 			return 1;
 		}
 	}
 	ctx->entries = xrealloc(ctx->entries, (ctx->n + 1) * sizeof(*ctx->entries));
-	ctx->entries[ctx->n++] = (struct entry){ xstrdup(section), xstrdup(name),
-						 xstrdup(value ? value : ""), ctx->line, false };
+	ctx->entries[ctx->n++] = (struct entry){xstrdup(section), xstrdup(name),
+						xstrdup(value ? value : ""), ctx->line, false};
 	return 1;
 }
 
@@ -499,7 +515,8 @@ static char *apply_section(struct parse_ctx *ctx, const char *sec, int sec_line,
 		}
 		if (!o) {
 			conf_errors_add(ctx->errs, "%s:%d: [%s] unknown key '%s'%s%s", ctx->path,
-					e->line, sec, e->key, what ? " for " : "", what ? what : "");
+					e->line, sec, e->key, what ? " for " : "",
+					what ? what : "");
 			continue;
 		}
 		char *why = NULL;
@@ -519,11 +536,13 @@ static char *apply_section(struct parse_ctx *ctx, const char *sec, int sec_line,
 				if (!strcmp(mine[i]->key, o->key))
 					set = true;
 			if (!set)
-				conf_errors_add(ctx->errs, "%s:%d: [%s] missing required key '%s' (%s)",
+				conf_errors_add(ctx->errs,
+						"%s:%d: [%s] missing required key '%s' (%s)",
 						ctx->path, sec_line, sec, o->key, o->help);
 		}
 	}
-	qsort(mine, nmine, sizeof(*mine), cmp_entry_key);
+	if (nmine)
+		qsort(mine, nmine, sizeof(*mine), cmp_entry_key);
 	for (size_t i = 0; i < nmine; i++)
 		dynbuf_printf(&fp, "%s=%s\n", mine[i]->key, mine[i]->value);
 	free(mine);
@@ -569,12 +588,14 @@ static void load_connector(struct parse_ctx *ctx, struct config *cfg, const char
 	const char *name = sec + strlen("connector.");
 	int line = section_line(ctx, sec);
 	const char *tname = section_value(ctx, sec, "type");
-	struct conn_common common = { 0 };
+	struct conn_common common = {0};
 	struct conf_connector *cc;
 
 	if (!valid_name(name)) {
-		conf_errors_add(ctx->errs, "%s:%d: [%s] connector names use letters, digits, _ and - "
-				"(at most 64)", ctx->path, line, sec);
+		conf_errors_add(ctx->errs,
+				"%s:%d: [%s] connector names use letters, digits, _ and - "
+				"(at most 64)",
+				ctx->path, line, sec);
 	}
 	const struct connector *type = tname ? conn_type_find(tname) : NULL;
 	if (tname && !type) {
@@ -586,7 +607,8 @@ static void load_connector(struct parse_ctx *ctx, struct config *cfg, const char
 				ctx->path, line, sec, tname, known.data ? known.data : "none");
 		dynbuf_free(&known);
 	}
-	cfg->connectors = xrealloc(cfg->connectors, (cfg->n_connectors + 1) * sizeof(*cfg->connectors));
+	cfg->connectors =
+		xrealloc(cfg->connectors, (cfg->n_connectors + 1) * sizeof(*cfg->connectors));
 	cc = &cfg->connectors[cfg->n_connectors++];
 	memset(cc, 0, sizeof(*cc));
 	cc->name = xstrdup(name);
@@ -596,7 +618,7 @@ static void load_connector(struct parse_ctx *ctx, struct config *cfg, const char
 	struct table_ref refs[4];
 	size_t n = 0;
 	defaults_or_bug(conn_common_options, &common);
-	refs[n++] = (struct table_ref){ conn_common_options, &common };
+	refs[n++] = (struct table_ref){conn_common_options, &common};
 	if (type) {
 		unsigned flags = type->flags;
 		if (flags & CONN_F_ADAPTER)
@@ -604,17 +626,17 @@ static void load_connector(struct parse_ctx *ctx, struct config *cfg, const char
 		if (flags & CONN_F_HTTP) {
 			cc->http_opts = xcalloc(1, sizeof(struct http_opts));
 			defaults_or_bug(http_options, cc->http_opts);
-			refs[n++] = (struct table_ref){ http_options, cc->http_opts };
+			refs[n++] = (struct table_ref){http_options, cc->http_opts};
 		}
 		if (flags & CONN_F_ADAPTER) {
 			cc->adapter_opts = xcalloc(1, sizeof(struct adapter_opts));
 			defaults_or_bug(adapter_options, cc->adapter_opts);
-			refs[n++] = (struct table_ref){ adapter_options, cc->adapter_opts };
+			refs[n++] = (struct table_ref){adapter_options, cc->adapter_opts};
 		}
 		if (type->options) {
 			cc->opts = xcalloc(1, type->opts_size ? type->opts_size : 1);
 			defaults_or_bug(type->options, cc->opts);
-			refs[n++] = (struct table_ref){ type->options, cc->opts };
+			refs[n++] = (struct table_ref){type->options, cc->opts};
 		}
 	}
 	char *what = type ? xasprintf("connector type '%s'", type->name) : NULL;
@@ -629,22 +651,24 @@ static void load_flow(struct parse_ctx *ctx, struct config *cfg, const char *sec
 	const char *name = sec + strlen("flow.");
 	int line = section_line(ctx, sec);
 	const char *tname = section_value(ctx, sec, "type");
-	struct flow_common common = { 0 };
+	struct flow_common common = {0};
 	struct conf_flow *cf;
 
 	if (!tname)
 		tname = name;
 	if (!valid_name(name))
-		conf_errors_add(ctx->errs, "%s:%d: [%s] flow names use letters, digits, _ and - "
-				"(at most 64)", ctx->path, line, sec);
+		conf_errors_add(ctx->errs,
+				"%s:%d: [%s] flow names use letters, digits, _ and - "
+				"(at most 64)",
+				ctx->path, line, sec);
 	const struct flow_type *type = flow_type_find(tname);
 	if (!type) {
 		struct dynbuf known;
 		dynbuf_init(&known, 0);
 		for (size_t i = 0; flow_type_at(i); i++)
 			dynbuf_printf(&known, "%s%s", i ? ", " : "", flow_type_at(i)->name);
-		conf_errors_add(ctx->errs, "%s:%d: [%s] unknown flow type '%s' (known: %s)", ctx->path,
-				line, sec, tname, known.data ? known.data : "none");
+		conf_errors_add(ctx->errs, "%s:%d: [%s] unknown flow type '%s' (known: %s)",
+				ctx->path, line, sec, tname, known.data ? known.data : "none");
 		dynbuf_free(&known);
 	}
 	cfg->flows = xrealloc(cfg->flows, (cfg->n_flows + 1) * sizeof(*cfg->flows));
@@ -657,11 +681,11 @@ static void load_flow(struct parse_ctx *ctx, struct config *cfg, const char *sec
 	struct table_ref refs[2];
 	size_t n = 0;
 	defaults_or_bug(flow_common_options, &common);
-	refs[n++] = (struct table_ref){ flow_common_options, &common };
+	refs[n++] = (struct table_ref){flow_common_options, &common};
 	if (type && type->options) {
 		cf->opts = xcalloc(1, type->opts_size ? type->opts_size : 1);
 		defaults_or_bug(type->options, cf->opts);
-		refs[n++] = (struct table_ref){ type->options, cf->opts };
+		refs[n++] = (struct table_ref){type->options, cf->opts};
 	}
 	char *what = type ? xasprintf("flow type '%s'", type->name) : NULL;
 	cf->fingerprint = apply_section(ctx, sec, line, refs, type ? n : 1, what);
@@ -673,11 +697,11 @@ static void load_flow(struct parse_ctx *ctx, struct config *cfg, const char *sec
 	conf_free_values(flow_common_options, &common);
 }
 
-static const int level_prio[] = { LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
+static const int level_prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
 
 int conf_load(const char *path, struct config **out, struct conf_errors *errs)
 {
-	struct parse_ctx ctx = { .path = path, .errs = errs };
+	struct parse_ctx ctx = {.path = path, .errs = errs};
 	struct config *cfg = NULL;
 	size_t errs_before = errs->n;
 	int r;
@@ -686,14 +710,17 @@ int conf_load(const char *path, struct config **out, struct conf_errors *errs)
 	ctx.f = fopen(path, "re");
 	if (!ctx.f) {
 		r = -errno;
-		conf_errors_add(errs, "%s: cannot open configuration file: %s", path, strerror(errno));
+		conf_errors_add(errs, "%s: cannot open configuration file: %s", path,
+				strerror(errno));
 		return r;
 	}
 	int pr = ini_parse_stream(reader, &ctx, handler, &ctx);
 	fclose(ctx.f);
 	if (pr > 0)
-		conf_errors_add(errs, "%s:%d: syntax error (expected [section], key = value, or a "
-				"comment starting with ; or #)", path, pr);
+		conf_errors_add(errs,
+				"%s:%d: syntax error (expected [section], key = value, or a "
+				"comment starting with ; or #)",
+				path, pr);
 	else if (pr < 0)
 		conf_errors_add(errs, "%s: cannot parse (%d)", path, pr);
 
@@ -705,12 +732,12 @@ int conf_load(const char *path, struct config **out, struct conf_errors *errs)
 	defaults_or_bug(conf_control_options, &cfg->control);
 
 	struct table_ref ref;
-	ref = (struct table_ref){ conf_daemon_options, &cfg->daemon };
+	ref = (struct table_ref){conf_daemon_options, &cfg->daemon};
 	free(apply_section(&ctx, "daemon", section_line(&ctx, "daemon"), &ref, 1, NULL));
 	cfg->daemon.log_level = level_prio[cfg->daemon.log_level];
-	ref = (struct table_ref){ conf_store_options, &cfg->store };
+	ref = (struct table_ref){conf_store_options, &cfg->store};
 	free(apply_section(&ctx, "store", section_line(&ctx, "store"), &ref, 1, NULL));
-	ref = (struct table_ref){ conf_control_options, &cfg->control };
+	ref = (struct table_ref){conf_control_options, &cfg->control};
 	free(apply_section(&ctx, "control", section_line(&ctx, "control"), &ref, 1, NULL));
 
 	/* Plugins may define connector types, so load them before connectors. */
@@ -736,9 +763,11 @@ int conf_load(const char *path, struct config **out, struct conf_errors *errs)
 				if (!strcmp(ctx.entries[j].section, e->section))
 					seen = true;
 			if (!seen)
-				conf_errors_add(errs, "%s:%d: unknown section [%s] (known: daemon, store, "
-						"control, connector.NAME, flow.NAME)",
-						path, e->line, e->section[0] ? e->section : "(none)");
+				conf_errors_add(
+					errs,
+					"%s:%d: unknown section [%s] (known: daemon, store, "
+					"control, connector.NAME, flow.NAME)",
+					path, e->line, e->section[0] ? e->section : "(none)");
 		}
 	}
 

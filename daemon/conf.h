@@ -42,19 +42,21 @@ struct conf_option {
 	const char *def;     /* default as config text; NULL = unset (NULL/0) */
 	int64_t min, max;    /* INT value, DURATION ms, SIZE bytes; min == max == 0: unchecked */
 	const char *choices; /* CONF_ENUM: "a|b|c" */
-	size_t offset;       /* offsetof() into the struct the table fills */
+	size_t offset;	     /* offsetof() into the struct the table fills */
 	unsigned flags;
-	const char *help;    /* one or more sentences; printed into the template */
+	const char *help; /* one or more sentences; printed into the template */
 };
 
 /* Table terminator. */
-#define CONF_OPTION_END { .key = NULL }
+#define CONF_OPTION_END                                                                            \
+	{                                                                                          \
+		.key = NULL                                                                        \
+	}
 
 struct conf_daemon {
-	int log_level;     /* LOG_* priority */
-	int log_target;    /* enum log_target */
+	int log_level;	/* LOG_* priority */
+	int log_target; /* enum log_target */
 	char *plugin_dir;
-	char *mappings_dir;
 	int64_t shutdown_timeout_ms;
 	int64_t health_interval_ms;
 };
@@ -63,7 +65,7 @@ struct conf_store {
 	char *path;
 	int64_t busy_timeout_ms;
 	int64_t max_size_bytes;
-	int synchronous;    /* 0 full, 1 normal */
+	int synchronous; /* 0 full, 1 normal */
 	int64_t retry_interval_ms;
 };
 
@@ -84,11 +86,11 @@ struct conf_connector {
 	char *name;
 	const struct connector *type; /* borrowed from the registry */
 	bool enabled;
-	int line;               /* line of the section header */
-	void *opts;             /* owned; type->opts_size bytes filled by type->options */
-	void *http_opts;        /* owned struct http_opts when the type uses HTTP */
-	void *adapter_opts;     /* owned struct adapter_opts when it speaks the adapter */
-	char *fingerprint;      /* owned; every key = value, to tell an unchanged section on reload */
+	int line;	    /* line of the section header */
+	void *opts;	    /* owned; type->opts_size bytes filled by type->options */
+	void *http_opts;    /* owned struct http_opts when the type uses HTTP */
+	void *adapter_opts; /* owned struct adapter_opts when it speaks the adapter */
+	char *fingerprint;  /* owned; every key = value, to tell an unchanged section on reload */
 };
 
 /* One [flow.NAME] section. */
@@ -97,10 +99,10 @@ struct conf_flow {
 	const struct flow_type *type; /* borrowed */
 	bool enabled;
 	int line;
-	int64_t interval_ms;    /* 0 = only on demand (lienthongctl run) */
+	int64_t interval_ms; /* 0 = only on demand (lienthongctl run) */
 	int64_t jitter_ms;
 	bool run_at_start;
-	void *opts;             /* owned; type->opts_size bytes */
+	void *opts; /* owned; type->opts_size bytes */
 	char *fingerprint;
 };
 
@@ -122,7 +124,8 @@ struct conf_errors {
 	size_t n;
 };
 
-void conf_errors_add(struct conf_errors *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void conf_errors_add(struct conf_errors *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void conf_errors_free(struct conf_errors *e);
 /* All messages joined with "\n" (caller frees). */
 char *conf_errors_join(const struct conf_errors *e);

@@ -49,12 +49,14 @@ int conn_new(struct daemon *d, const struct conf_connector *cc, bool check_only,
 	c->d = d;
 	c->refs = 1;
 
-	if (!check_only && cc->http_opts) {
+	/* Built in check-only mode too: creating them validates the options
+	 * and does no I/O. */
+	if (d->http && cc->http_opts) {
 		r = http_client_new(d->http, c->name, cc->http_opts, &c->http, err);
 		if (r < 0)
 			goto fail;
 	}
-	if (!check_only && cc->adapter_opts) {
+	if (c->http && cc->adapter_opts) {
 		r = adapter_new(c->http, cc->adapter_opts, c->name, &c->adapter, err);
 		if (r < 0)
 			goto fail;
@@ -98,7 +100,7 @@ void conn_unref(struct conn *c)
 void conn_note(struct conn *c, enum conn_outcome o, const char *detail)
 {
 	char *field = xasprintf("CONNECTOR=%s", c->name);
-	const char *fields[] = { field, NULL };
+	const char *fields[] = {field, NULL};
 	switch (o) {
 	case CONN_OK:
 		c->stats.ops_ok++;
@@ -155,7 +157,8 @@ json_t *conn_status_json(struct conn *c)
 		json_object_set_new(h, "in_flight", json_integer((json_int_t)hs.in_flight));
 		json_object_set_new(h, "queued", json_integer((json_int_t)hs.queued));
 		json_object_set_new(h, "circuit_opens", json_integer((json_int_t)hs.circuit_opens));
-		json_object_set_new(h, "last_error", hs.last_err ? json_string(hs.last_err) : json_null());
+		json_object_set_new(h, "last_error",
+				    hs.last_err ? json_string(hs.last_err) : json_null());
 		json_object_set_new(j, "http", h);
 		/* The HTTP view is more precise than operation outcomes. */
 		if (hs.last_ok_ms > c->stats.last_ok_ms)
@@ -175,7 +178,8 @@ json_t *conn_status_json(struct conn *c)
 	json_object_set_new(j, "ops_failed", json_integer((json_int_t)c->stats.ops_fail));
 	if (c->adapter) {
 		json_object_set_new(j, "session", json_boolean(adapter_has_session(c->adapter)));
-		json_object_set_new(j, "logins", json_integer((json_int_t)adapter_logins(c->adapter)));
+		json_object_set_new(j, "logins",
+				    json_integer((json_int_t)adapter_logins(c->adapter)));
 	}
 	if (c->type->status) {
 		json_t *extra = c->type->status(c);

@@ -33,13 +33,13 @@
 enum conn_outcome {
 	CONN_OK = 0,
 	CONN_RETRY = 1, /* try again later: transport error, 5xx, 429, circuit open */
-	CONN_FAIL = 2,  /* failed for good: the same request will fail again */
+	CONN_FAIL = 2,	/* failed for good: the same request will fail again */
 };
 
 const char *conn_outcome_name(enum conn_outcome o);
 
 /* Connector flags. */
-#define CONN_F_HTTP 0x1u    /* instance gets an http_client from [connector.X] http keys */
+#define CONN_F_HTTP    0x1u /* instance gets an http_client from [connector.X] http keys */
 #define CONN_F_ADAPTER 0x2u /* ... and an adapter (session/OAuth2 envelope); implies HTTP */
 
 struct conn;
@@ -72,7 +72,7 @@ struct connector {
 	unsigned abi_version; /* CONN_ABI_VERSION */
 	const char *name;     /* type name used in `type =` */
 	const char *description;
-	unsigned flags;       /* CONN_F_* */
+	unsigned flags;			   /* CONN_F_* */
 	const struct conf_option *options; /* own keys, offsets into opts; may be NULL */
 	size_t opts_size;
 
@@ -99,7 +99,8 @@ struct connector {
 	int (*ack)(struct conn *c, const struct conn_batch *b, bool ok, const char *reason);
 
 	/* Optional sink side: deliver records (a JSON array, borrowed). */
-	int (*push)(struct conn *c, json_t *records, const char *origin, conn_done_cb done, void *ud);
+	int (*push)(struct conn *c, json_t *records, const char *origin, conn_done_cb done,
+		    void *ud);
 
 	/* Optional: extra fields for `lienthongctl status`/`connectors` (new ref). */
 	json_t *(*status)(struct conn *c);
@@ -111,20 +112,20 @@ struct connector {
 struct conn_stats {
 	uint64_t ops_ok, ops_retry, ops_fail;
 	int64_t last_ok_ms, last_err_ms;
-	char *last_err; /* owned */
+	char *last_err;		    /* owned */
 	struct complaint complaint; /* rate-limits the failure log */
 };
 
 /* A configured connector instance. Refcounted: a running flow holds a ref. */
 struct conn {
-	const struct connector *type; /* borrowed (registry or plugin) */
-	char *name;                   /* owned */
+	const struct connector *type;	   /* borrowed (registry or plugin) */
+	char *name;			   /* owned */
 	const struct conf_connector *conf; /* borrowed from the config that made it */
-	void *opts;                   /* borrowed: conf->opts */
-	void *priv;                   /* connector-owned */
-	struct daemon *d;             /* borrowed */
-	struct http_client *http;     /* owned, when CONN_F_HTTP */
-	struct adapter *adapter;      /* owned, when CONN_F_ADAPTER */
+	void *opts;			   /* borrowed: conf->opts */
+	void *priv;			   /* connector-owned */
+	struct daemon *d;		   /* borrowed */
+	struct http_client *http;	   /* owned, when CONN_F_HTTP */
+	struct adapter *adapter;	   /* owned, when CONN_F_ADAPTER */
 	struct conn_stats stats;
 	unsigned refs;
 };

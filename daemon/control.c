@@ -50,7 +50,6 @@
 #define LT_VERSION "unknown"
 #endif
 
-#define CTL_DEFAULT_MODE	      0660
 #define CTL_DEFAULT_MAX_CLIENTS	      32
 #define CTL_DEFAULT_MAX_REQUEST_BYTES (64 * 1024)
 #define CTL_DEFAULT_IDLE_TIMEOUT_MS   (60 * 1000)
@@ -117,8 +116,7 @@ static json_t *answer_err(int e, const char *msg, json_t *extra)
 	if (json_is_object(extra)) {
 		const char *k;
 		json_t *v;
-		json_object_foreach(extra, k, v)
-		{
+		json_object_foreach (extra, k, v) {
 			if (!json_object_get(a, k))
 				json_object_set(a, k, v);
 		}
@@ -239,8 +237,11 @@ static int cmd_reload(struct daemon *d, const struct ctl_peer *peer, json_t *arg
 	json_t *errors = NULL;
 	int r = daemon_reload(d, &errors);
 	if (r == 0) {
-		json_decref(errors);
-		*result = json_pack("{s:b}", "accepted", 1);
+		/* On success daemon_reload hands back what waits for a restart. */
+		*result = json_pack("{s:b, s:o}", "accepted", 1, "restart_needed",
+				    json_is_array(errors) ? errors : json_array());
+		if (!json_is_array(errors))
+			json_decref(errors);
 		return 0;
 	}
 	if (!json_is_array(errors)) {
@@ -273,6 +274,9 @@ static int cmd_run(struct daemon *d, const struct ctl_peer *peer, json_t *args, 
 		*err = xasprintf("flow %s is paused (resume it first)", f->name);
 	else if (r == -EAGAIN)
 		*err = xasprintf("flow %s not started: the daemon is stopping", f->name);
+	else if (r == -ENOTCONN)
+		*err = xasprintf("flow %s is disabled in the configuration (enabled = false)",
+				 f->name);
 	else
 		*err = xasprintf("flow %s failed to start: %s", f->name, strerror(-r));
 	return r < 0 ? r : -EIO;
@@ -815,7 +819,7 @@ static int bind_socket(const struct conf_control *o, const char *path, char **er
 {
 	struct sockaddr_un sa;
 	socklen_t salen;
-	int mode = o->mode > 0 ? o->mode : CTL_DEFAULT_MODE;
+	int mode = o->mode;
 	gid_t gid = (gid_t)-1;
 	int fd = -1, r;
 

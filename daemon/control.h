@@ -33,10 +33,10 @@ struct ctl_peer {
 
 /*
  * A command handler: fills *result (new ref) and returns 0, or returns a
- * negative errno with *err set (malloc'd message). Called on the loop.
- * A handler that answers later sets *deferred and calls ctl_reply().
+ * negative errno with *err set (malloc'd message). On failure it may also
+ * set *result to an object whose members are added to the error answer
+ * (reload's "errors"). Called on the loop; answers go out in request order.
  */
-struct ctl_request;
 typedef int (*ctl_handler_fn)(struct daemon *d, const struct ctl_peer *peer, json_t *args,
 			      json_t **result, char **err);
 
@@ -60,8 +60,11 @@ extern const struct ctl_command ctl_commands[];
 
 /*
  * Client side, shared by lienthongctl and the tests: connects to path,
- * sends one request, reads one answer. Returns 0 with *answer (new ref),
- * or -errno with *err.
+ * sends one request, reads one answer. args is borrowed (NULL means {});
+ * timeout_ms covers connect, send and receive. Returns 0 with *answer (new
+ * ref), or -errno with *err: -ENOENT/-ECONNREFUSED/-EACCES on connect,
+ * -ETIMEDOUT, -EPROTO (closed, or not a protocol answer), -E2BIG (answer
+ * over 64 MiB).
  */
 int ctl_client_call(const char *path, const char *cmd, json_t *args, int timeout_ms,
 		    json_t **answer, char **err);

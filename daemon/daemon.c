@@ -48,8 +48,7 @@ struct daemon *daemon_new(const char *config_path)
 	return d;
 }
 
-static void free_instances(struct conn **conns, size_t n_conns, struct flow **flows,
-			   size_t n_flows)
+static void free_instances(struct conn **conns, size_t n_conns, struct flow **flows, size_t n_flows)
 {
 	for (size_t i = 0; i < n_flows; i++)
 		flow_free(flows[i]);
@@ -83,8 +82,8 @@ static int build_instances(struct daemon *d, const struct config *cfg, bool chec
 		if (!cc->enabled && !check_only)
 			continue;
 		if (conn_new(d, cc, check_only || !cc->enabled, &conns[nc], &err) < 0) {
-			conf_errors_add(errs, "%s:%d: [connector.%s] %s", cfg->path, cc->line, cc->name,
-					err);
+			conf_errors_add(errs, "%s:%d: [connector.%s] %s", cfg->path, cc->line,
+					cc->name, err);
 			free(err);
 			continue;
 		}
@@ -94,7 +93,8 @@ static int build_instances(struct daemon *d, const struct config *cfg, bool chec
 		const struct conf_flow *cf = &cfg->flows[i];
 		char *err = NULL;
 		if (flow_new(d, cf, check_only, &flows[nf], &err) < 0) {
-			conf_errors_add(errs, "%s:%d: [flow.%s] %s", cfg->path, cf->line, cf->name, err);
+			conf_errors_add(errs, "%s:%d: [flow.%s] %s", cfg->path, cf->line, cf->name,
+					err);
 			free(err);
 			continue;
 		}
@@ -154,7 +154,7 @@ static void log_errors(const struct conf_errors *errs)
 
 int daemon_start(struct daemon *d)
 {
-	struct conf_errors errs = { 0 };
+	struct conf_errors errs = {0};
 	char *err = NULL;
 	sigset_t mask;
 	int r;
@@ -274,6 +274,7 @@ void daemon_free(struct daemon *d)
 	store_close(d->store);
 	sd_event_source_disable_unref(d->health_timer);
 	sd_event_source_disable_unref(d->stop_timer);
+	sd_event_source_disable_unref(d->retire_defer);
 	sd_event_unref(d->ev);
 	conf_free(d->cfg);
 	free(d->last_reload_error);
@@ -300,7 +301,8 @@ static int on_stop_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	(void)usec;
 	for (size_t i = 0; i < d->n_flows; i++)
 		if (d->flows[i]->running)
-			log_warn("flow %s did not finish within the shutdown timeout; its work stays "
+			log_warn("flow %s did not finish within the shutdown timeout; its work "
+				 "stays "
 				 "queued in the store for the next start",
 				 d->flows[i]->name);
 	sd_event_exit(d->ev, d->exit_code);
@@ -345,6 +347,15 @@ void daemon_stop(struct daemon *d, int exit_code)
 				   on_stop_deadline, d);
 }
 
+static int on_retire(sd_event_source *s, void *userdata)
+{
+	struct daemon *d = userdata;
+	sd_event_source_disable_unref(s);
+	d->retire_defer = NULL;
+	daemon_flow_ended(d, NULL);
+	return 0;
+}
+
 void daemon_flow_ended(struct daemon *d, struct flow *f)
 {
 	(void)f;
@@ -360,8 +371,8 @@ void daemon_flow_ended(struct daemon *d, struct flow *f)
 			continue;
 		}
 		*pp = rt->next;
-		/* Not from inside the flow's own callback chain: the flow's
-		 * code is still on the stack. Retired sets wait for the next end. */
+		/* Not from inside the flow's own callback chain: its code is
+		 * still on the stack. Free it from the loop, right after. */
 		if (f && rt->n_flows) {
 			bool mine = false;
 			for (size_t i = 0; i < rt->n_flows; i++)
@@ -370,6 +381,9 @@ void daemon_flow_ended(struct daemon *d, struct flow *f)
 				rt->next = *pp;
 				*pp = rt;
 				pp = &rt->next;
+				if (!d->retire_defer &&
+				    sd_event_add_defer(d->ev, &d->retire_defer, on_retire, d) < 0)
+					d->retire_defer = NULL; /* freed at the next end or exit */
 				continue;
 			}
 		}
@@ -381,21 +395,35 @@ void daemon_flow_ended(struct daemon *d, struct flow *f)
 }
 
 /* What a reload cannot change without a restart. */
+static bool str_differs(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
 static void pending_restart(const struct config *old, const struct config *nu, json_t *notes)
 {
-	if (strcmp(old->store.path, nu->store.path) != 0)
-		json_array_append_new(notes, json_string("[store] path changes at the next restart"));
-	if (strcmp(old->control.path, nu->control.path) != 0 ||
-	    old->control.mode != nu->control.mode ||
-	    strcmp(old->control.group ? old->control.group : "",
-		   nu->control.group ? nu->control.group : "") != 0)
+	const struct conf_store *os = &old->store, *ns = &nu->store;
+	const struct conf_control *oc = &old->control, *nc = &nu->control;
+	if (str_differs(os->path, ns->path) || os->busy_timeout_ms != ns->busy_timeout_ms ||
+	    os->synchronous != ns->synchronous)
+		json_array_append_new(notes, json_string("[store] path, busy_timeout and synchronous "
+							 "change at the next restart"));
+	if (str_differs(oc->path, nc->path) || oc->mode != nc->mode ||
+	    str_differs(oc->group, nc->group) || oc->max_clients != nc->max_clients ||
+	    oc->max_request_bytes != nc->max_request_bytes ||
+	    oc->idle_timeout_ms != nc->idle_timeout_ms)
+		json_array_append_new(notes, json_string("[control] changes at the next restart"));
+	if (old->daemon.log_target != nu->daemon.log_target)
 		json_array_append_new(notes,
-				      json_string("[control] socket changes at the next restart"));
+				      json_string("[daemon] log_target changes at the next restart"));
+	if (str_differs(old->daemon.plugin_dir, nu->daemon.plugin_dir))
+		json_array_append_new(notes, json_string("[daemon] plugin_dir: plugins already "
+							 "loaded stay loaded until restart"));
 }
 
 int daemon_reload(struct daemon *d, json_t **errors)
 {
-	struct conf_errors errs = { 0 };
+	struct conf_errors errs = {0};
 	struct config *cfg = NULL;
 	struct conn **conns = NULL;
 	struct flow **flows = NULL;
@@ -563,7 +591,8 @@ json_t *daemon_status_json(struct daemon *d)
 	json_object_set_new(j, "version", json_string(LT_VERSION));
 	json_object_set_new(j, "pid", json_integer(getpid()));
 	json_object_set_new(j, "started", iso_or_null(d->start_wall_ms));
-	json_object_set_new(j, "uptime_s", json_real((double)(now_mono_us() - d->start_mono_us) / 1e6));
+	json_object_set_new(j, "uptime_s",
+			    json_real((double)(now_mono_us() - d->start_mono_us) / 1e6));
 	json_object_set_new(j, "stopping", json_boolean(d->stopping));
 	json_object_set_new(cfg, "path", json_string(d->config_path));
 	json_object_set_new(cfg, "loaded", iso_or_null(d->cfg ? d->cfg->loaded_wall_ms : 0));
@@ -588,7 +617,8 @@ json_t *daemon_status_json(struct daemon *d)
 	for (size_t i = 0; i < d->n_flows; i++)
 		json_array_append_new(flows, flow_status_json(d->flows[i]));
 	json_object_set_new(j, "flows", flows);
-	json_object_set_new(j, "http_pending", json_integer((json_int_t)(d->http ? http_core_pending(d->http) : 0)));
+	json_object_set_new(j, "http_pending",
+			    json_integer((json_int_t)(d->http ? http_core_pending(d->http) : 0)));
 	return j;
 }
 
@@ -611,7 +641,8 @@ void daemon_update_status(struct daemon *d)
 		open += hs.circuit != HTTP_CIRCUIT_CLOSED;
 	}
 	enum store_health h = d->store ? store_health(d->store, &why) : STORE_OK;
-	snprintf(line, sizeof(line), "%s; flows: %zu running, %zu paused, %zu failing; %zu circuit%s open; store %s",
+	snprintf(line, sizeof(line),
+		 "%s; flows: %zu running, %zu paused, %zu failing; %zu circuit%s open; store %s",
 		 d->stopping ? "stopping" : "ready", running, paused, failing, open,
 		 open == 1 ? "" : "s", store_health_name(h));
 	if (strcmp(line, d->status_line) != 0) {
@@ -622,10 +653,16 @@ void daemon_update_status(struct daemon *d)
 
 int daemon_check_config(const char *config_path)
 {
-	struct conf_errors errs = { 0 };
+	struct conf_errors errs = {0};
 	struct config *cfg = NULL;
 	struct daemon *d = daemon_new(config_path);
 	int r = conf_load(config_path, &cfg, &errs);
+	/* A loop and an HTTP core (no I/O happens) so that connectors validate
+	 * their HTTP and adapter options exactly as at start. */
+	if (r >= 0 && (sd_event_new(&d->ev) < 0 || !(d->http = http_core_new(d->ev)))) {
+		fprintf(stderr, "%s: cannot set up the HTTP core for checking\n", config_path);
+		r = -ENOMEM;
+	}
 	if (r >= 0) {
 		d->cfg = cfg;
 		r = build_instances(d, cfg, true, NULL, NULL, NULL, NULL, &errs);

@@ -28,27 +28,28 @@ struct control;
 struct daemon_retired;
 
 struct daemon {
-	struct sd_event *ev;          /* owned */
-	char *config_path;            /* owned */
-	struct config *cfg;           /* owned: the config in force */
-	struct store *store;          /* owned */
-	struct http_core *http;       /* owned */
-	struct control *ctl;          /* owned */
-	struct conn **conns;          /* owned refs */
+	struct sd_event *ev;	/* owned */
+	char *config_path;	/* owned */
+	struct config *cfg;	/* owned: the config in force */
+	struct store *store;	/* owned */
+	struct http_core *http; /* owned */
+	struct control *ctl;	/* owned */
+	struct conn **conns;	/* owned refs */
 	size_t n_conns;
-	struct flow **flows;          /* owned */
+	struct flow **flows; /* owned */
 	size_t n_flows;
 	struct daemon_retired *retired; /* owned: instances of replaced configs still finishing */
 	uint64_t start_mono_us;
 	int64_t start_wall_ms;
 	uint64_t reloads_ok, reloads_failed;
-	char *last_reload_error;      /* owned */
+	char *last_reload_error; /* owned */
 	bool stopping;
-	bool under_systemd;           /* NOTIFY_SOCKET set */
+	bool under_systemd; /* NOTIFY_SOCKET set */
 	int exit_code;
 	struct sd_event_source *health_timer; /* owned: store checks, STATUS= */
 	struct sd_event_source *stop_timer;   /* owned: shutdown deadline */
-	char status_line[256];        /* last STATUS= sent */
+	struct sd_event_source *retire_defer; /* owned: frees retired sets after a pass ends */
+	char status_line[256];		      /* last STATUS= sent */
 };
 
 /* Records the config path. Nothing is acquired yet. */

@@ -156,7 +156,7 @@ int flow_run_now(struct flow *f)
 	if (d->store && store_run_begin(d->store, f->name, f->last_start_ms, &f->run_id) < 0)
 		f->run_id = 0; /* the pass runs anyway; the store's health says why */
 	f->pass_start_us = now_mono_us();
-	log_fields(LOG_DEBUG, (const char *[]){ "FLOW_EVENT=start", NULL }, "flow %s: pass started",
+	log_fields(LOG_DEBUG, (const char *[]){"FLOW_EVENT=start", NULL}, "flow %s: pass started",
 		   f->name);
 	int r = f->type->start(f);
 	if (r < 0 && f->running)
@@ -223,7 +223,7 @@ void flow_finish(struct flow *f, enum conn_outcome o, const char *fmt, ...)
 	f->last_summary = xstrdup(summary);
 
 	char *flow_field = xasprintf("FLOW=%s", f->name);
-	const char *fields[] = { flow_field, NULL };
+	const char *fields[] = {flow_field, NULL};
 	if (o != CONN_OK && f->stopping) {
 		/* Asked to stop (shutdown, reload): not a failure of the pass. */
 		log_fields(LOG_NOTICE, fields, "pass stopped after %.3f s: %s",
@@ -245,9 +245,9 @@ void flow_finish(struct flow *f, enum conn_outcome o, const char *fmt, ...)
 	free(flow_field);
 	if (d->store && f->run_id > 0) {
 		const char *outcome = f->stopping && o != CONN_OK ? "cancelled"
-				      : o == CONN_OK	   ? "ok"
-				      : o == CONN_RETRY	   ? "retry"
-							   : "failed";
+				      : o == CONN_OK		  ? "ok"
+				      : o == CONN_RETRY		  ? "retry"
+								  : "failed";
 		store_run_end(d->store, f->run_id, f->last_end_ms, outcome, f->pass_items_ok,
 			      f->pass_items_failed, summary);
 	}

@@ -53,24 +53,24 @@ enum flow_state {
 const char *flow_state_name(enum flow_state s);
 
 struct flow {
-	const struct flow_type *type;  /* borrowed */
-	char *name;                    /* owned */
-	const struct conf_flow *conf;  /* borrowed */
-	void *opts;                    /* borrowed: conf->opts */
-	void *priv;                    /* type-owned */
-	struct daemon *d;              /* borrowed */
+	const struct flow_type *type; /* borrowed */
+	char *name;		      /* owned */
+	const struct conf_flow *conf; /* borrowed */
+	void *opts;		      /* borrowed: conf->opts */
+	void *priv;		      /* type-owned */
+	struct daemon *d;	      /* borrowed */
 	bool running;
 	bool paused;
-	bool stopping;                 /* stop() was called for this pass */
-	int64_t run_id;                /* store id of the current/last pass, 0 none */
+	bool stopping;	/* stop() was called for this pass */
+	int64_t run_id; /* store id of the current/last pass, 0 none */
 	int64_t last_start_ms, last_end_ms, last_ok_ms, last_err_ms;
-	char *last_err;                /* owned */
-	char *last_summary;            /* owned */
-	uint64_t next_run_us;          /* CLOCK_MONOTONIC; 0 = not scheduled */
+	char *last_err;	      /* owned */
+	char *last_summary;   /* owned */
+	uint64_t next_run_us; /* CLOCK_MONOTONIC; 0 = not scheduled */
 	uint64_t runs_ok, runs_failed;
 	uint64_t items_ok, items_failed; /* records handled, cumulative */
 	uint64_t pass_items_ok, pass_items_failed;
-	uint64_t pass_start_us;        /* CLOCK_MONOTONIC start of the current pass */
+	uint64_t pass_start_us; /* CLOCK_MONOTONIC start of the current pass */
 	uint64_t last_duration_us;
 	struct sd_event_source *timer; /* owned */
 	unsigned refs;

@@ -165,7 +165,10 @@ static void relay_on_push(struct conn *c, enum conn_outcome o, const char *detai
 	char *text;
 	int q = 0;
 
-	(void)c;
+	/* Outcome bookkeeping (status, metrics, rate-limited logs), except for
+	 * requests abandoned because we are stopping. */
+	if (!(o == CONN_RETRY && (!r || relay_stopping(r))))
+		conn_note(c, o, why);
 	/*
 	 * A push that was delivered is acknowledged even when the flow is
 	 * stopping or gone, so that it is not delivered twice.
@@ -228,7 +231,8 @@ static void relay_on_pull(struct conn *c, enum conn_outcome o, struct conn_batch
 	struct relay *r = op->r;
 	int q;
 
-	(void)c;
+	if (r && !relay_stopping(r))
+		conn_note(c, o, err && *err ? err : NULL);
 	if (!r || relay_stopping(r) || o != CONN_OK || !b) {
 		/* Not acknowledged: a batch pulled now stays in the source. */
 		conn_batch_free(b);

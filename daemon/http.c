@@ -35,61 +35,62 @@
 #include <systemd/sd-event.h>
 #include <time.h>
 
+#include "list.h"
 #include "log.h"
 #include "util.h"
 
-#define HTTP_USER_AGENT "lienthongd/1"
-#define HTTP_POOL_MAX 16		/* idle easy handles kept per client */
-#define HTTP_MAXCONNECTS 64		/* multi connection cache size */
-#define HTTP_HEADER_VALUE_MAX 256	/* Content-Type / Retry-After we keep */
-#define HTTP_TIMER_ACCURACY_US 1000	/* sd-event's default (250 ms) is far too coarse */
+#define HTTP_USER_AGENT	       "lienthongd/1"
+#define HTTP_POOL_MAX	       16   /* idle easy handles kept per client */
+#define HTTP_MAXCONNECTS       64   /* multi connection cache size */
+#define HTTP_HEADER_VALUE_MAX  256  /* Content-Type / Retry-After we keep */
+#define HTTP_TIMER_ACCURACY_US 1000 /* sd-event's default (250 ms) is far too coarse */
 
 const struct conf_option http_options[] = {
-	{ "url", CONF_URL, NULL, 0, 0, NULL, offsetof(struct http_opts, url), CONF_REQUIRED,
-	  "Base URL of the remote system (http:// or https://). Request paths are appended to "
-	  "it." },
-	{ "tls_verify", CONF_BOOL, "true", 0, 0, NULL, offsetof(struct http_opts, tls_verify), 0,
-	  "Verify the server's TLS certificate and host name. Turn off only for a test system, "
-	  "never in production." },
-	{ "ca_file", CONF_PATH, NULL, 0, 0, NULL, offsetof(struct http_opts, ca_file), 0,
-	  "PEM file of CA certificates to trust instead of the system store, e.g. a provincial "
-	  "or gateway CA." },
-	{ "client_cert", CONF_PATH, NULL, 0, 0, NULL, offsetof(struct http_opts, client_cert), 0,
-	  "PEM client certificate for mutual TLS, when the remote side demands one." },
-	{ "client_key", CONF_PATH, NULL, 0, 0, NULL, offsetof(struct http_opts, client_key), 0,
-	  "PEM private key of client_cert (unencrypted). Keep it readable only by the service "
-	  "user." },
-	{ "connect_timeout", CONF_DURATION, "10s", 100, 300000, NULL,
-	  offsetof(struct http_opts, connect_timeout_ms), 0,
-	  "Longest wait for a TCP and TLS connection to be established." },
-	{ "timeout", CONF_DURATION, "60s", 1000, 3600000, NULL,
-	  offsetof(struct http_opts, timeout_ms), 0,
-	  "Longest time one HTTP attempt may take, from the start to the last byte of the "
-	  "answer." },
-	{ "max_response_bytes", CONF_SIZE, "16M", 1024, 1024LL * 1024 * 1024, NULL,
-	  offsetof(struct http_opts, max_response_bytes), 0,
-	  "Largest (decoded) answer body accepted; a larger answer is aborted and the request "
-	  "fails for good." },
-	{ "concurrency", CONF_INT, "8", 1, 256, NULL, offsetof(struct http_opts, concurrency), 0,
-	  "Most requests in flight at once to this system; further requests wait in order." },
-	{ "max_attempts", CONF_INT, "4", 1, 100, NULL, offsetof(struct http_opts, max_attempts), 0,
-	  "Attempts per request, the first included, before a transient failure (transport "
-	  "error, 408, 429, 5xx) is handed back to be retried later." },
-	{ "backoff_base", CONF_DURATION, "500ms", 1, 3600000, NULL,
-	  offsetof(struct http_opts, backoff_base_ms), 0,
-	  "Base of the exponential back-off between attempts: attempt n waits a random time "
-	  "between 0 and backoff_base * 2^(n-1)." },
-	{ "backoff_cap", CONF_DURATION, "60s", 1, 86400000, NULL,
-	  offsetof(struct http_opts, backoff_cap_ms), 0,
-	  "Longest wait between two attempts, also for a server's Retry-After." },
-	{ "breaker_failures", CONF_INT, "5", 0, 10000, NULL,
-	  offsetof(struct http_opts, breaker_failures), 0,
-	  "Consecutive transport errors or 5xx answers that open the circuit breaker, after "
-	  "which requests are refused at once; 0 disables the breaker." },
-	{ "breaker_open", CONF_DURATION, "30s", 1000, 86400000, NULL,
-	  offsetof(struct http_opts, breaker_open_ms), 0,
-	  "How long an open circuit refuses requests before one probe request is let through; "
-	  "its success closes the circuit." },
+	{"url", CONF_URL, NULL, 0, 0, NULL, offsetof(struct http_opts, url), CONF_REQUIRED,
+	 "Base URL of the remote system (http:// or https://). Request paths are appended to "
+	 "it."},
+	{"tls_verify", CONF_BOOL, "true", 0, 0, NULL, offsetof(struct http_opts, tls_verify), 0,
+	 "Verify the server's TLS certificate and host name. Turn off only for a test system, "
+	 "never in production."},
+	{"ca_file", CONF_PATH, NULL, 0, 0, NULL, offsetof(struct http_opts, ca_file), 0,
+	 "PEM file of CA certificates to trust instead of the system store, e.g. a provincial "
+	 "or gateway CA."},
+	{"client_cert", CONF_PATH, NULL, 0, 0, NULL, offsetof(struct http_opts, client_cert), 0,
+	 "PEM client certificate for mutual TLS, when the remote side demands one."},
+	{"client_key", CONF_PATH, NULL, 0, 0, NULL, offsetof(struct http_opts, client_key), 0,
+	 "PEM private key of client_cert (unencrypted). Keep it readable only by the service "
+	 "user."},
+	{"connect_timeout", CONF_DURATION, "10s", 100, 300000, NULL,
+	 offsetof(struct http_opts, connect_timeout_ms), 0,
+	 "Longest wait for a TCP and TLS connection to be established."},
+	{"timeout", CONF_DURATION, "60s", 1000, 3600000, NULL,
+	 offsetof(struct http_opts, timeout_ms), 0,
+	 "Longest time one HTTP attempt may take, from the start to the last byte of the "
+	 "answer."},
+	{"max_response_bytes", CONF_SIZE, "16M", 1024, 1024LL * 1024 * 1024, NULL,
+	 offsetof(struct http_opts, max_response_bytes), 0,
+	 "Largest (decoded) answer body accepted; a larger answer is aborted and the request "
+	 "fails for good."},
+	{"concurrency", CONF_INT, "8", 1, 256, NULL, offsetof(struct http_opts, concurrency), 0,
+	 "Most requests in flight at once to this system; further requests wait in order."},
+	{"max_attempts", CONF_INT, "4", 1, 100, NULL, offsetof(struct http_opts, max_attempts), 0,
+	 "Attempts per request, the first included, before a transient failure (transport "
+	 "error, 408, 429, 5xx) is handed back to be retried later."},
+	{"backoff_base", CONF_DURATION, "500ms", 1, 3600000, NULL,
+	 offsetof(struct http_opts, backoff_base_ms), 0,
+	 "Base of the exponential back-off between attempts: attempt n waits a random time "
+	 "between 0 and backoff_base * 2^(n-1)."},
+	{"backoff_cap", CONF_DURATION, "60s", 1, 86400000, NULL,
+	 offsetof(struct http_opts, backoff_cap_ms), 0,
+	 "Longest wait between two attempts, also for a server's Retry-After."},
+	{"breaker_failures", CONF_INT, "5", 0, 10000, NULL,
+	 offsetof(struct http_opts, breaker_failures), 0,
+	 "Consecutive transport errors or 5xx answers that open the circuit breaker, after "
+	 "which requests are refused at once; 0 disables the breaker."},
+	{"breaker_open", CONF_DURATION, "30s", 1000, 86400000, NULL,
+	 offsetof(struct http_opts, breaker_open_ms), 0,
+	 "How long an open circuit refuses requests before one probe request is let through; "
+	 "its success closes the circuit."},
 	CONF_OPTION_END,
 };
 
@@ -97,41 +98,34 @@ const double http_latency_bounds_s[HTTP_LATENCY_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, INFINITY,
 };
 
-/* An intrusive doubly linked list of requests; each request is on at most one. */
-struct req_list {
-	struct http_request *head, *tail;
-	size_t n;
-};
-
 struct http_request {
-	struct http_request *prev, *next;
-	struct req_list *on; /* the list holding it, or NULL */
+	struct list_node node; /* on at most one of the lists below (or a local one) */
 
 	/* Set at submit; borrowed. NULL for a request completed while its client was
 	 * being freed: it then lives on the core's delivery list alone. */
 	struct http_client *client;
 
-	char *method;                /* owned */
-	char *path;                  /* owned */
-	struct curl_slist *headers;  /* owned */
-	char *body;                  /* owned */
+	char *method;		    /* owned */
+	char *path;		    /* owned */
+	struct curl_slist *headers; /* owned */
+	char *body;		    /* owned */
 	size_t body_len;
-	char *content_type;          /* owned, of the request body */
-	char *user, *password;       /* owned; password is wiped on free */
+	char *content_type;    /* owned, of the request body */
+	char *user, *password; /* owned; password is wiped on free */
 	http_classify_fn classify;
 	void *classify_ud;
 	http_done_fn done;
 	void *done_ud;
-	unsigned max_attempts;       /* 0: the client's */
+	unsigned max_attempts; /* 0: the client's */
 
 	unsigned attempts;
-	bool probe;                  /* the half-open circuit's probe */
-	CURL *easy;                  /* while in flight; owned (returns to the pool) */
+	bool probe; /* the half-open circuit's probe */
+	CURL *easy; /* while in flight; owned (returns to the pool) */
 	uint64_t start_us, due_us;
 
 	/* The last attempt's answer. */
 	struct dynbuf resp;
-	char *resp_type;             /* owned */
+	char *resp_type; /* owned */
 	int64_t retry_after_ms;
 	long status;
 	int curl_code;
@@ -140,98 +134,65 @@ struct http_request {
 	char errbuf[CURL_ERROR_SIZE];
 
 	enum http_outcome outcome;
-	char *why;                   /* owned */
+	char *why; /* owned */
 };
 
 struct http_client {
-	struct http_core *core;      /* borrowed */
+	struct http_core *core;		 /* borrowed */
 	struct http_client *prev, *next; /* the core's list */
-	char *name;                  /* owned */
-	char *field;                 /* owned "CONNECTOR=name" */
-	const char *fields[2];       /* log fields, pointing at field */
-	struct http_opts o;          /* owned copies of the strings */
+	char *name;			 /* owned */
+	char *field;			 /* owned "CONNECTOR=name" */
+	const char *fields[2];		 /* log fields, pointing at field */
+	struct http_opts o;		 /* owned copies of the strings */
 
-	struct req_list queue;       /* waiting to start, FIFO */
-	struct req_list flight;      /* added to the multi handle */
-	struct req_list backoff;     /* waiting for their retry time, sorted by due_us */
+	struct list_head queue;	  /* waiting to start, FIFO */
+	struct list_head flight;  /* added to the multi handle */
+	struct list_head backoff; /* waiting for their retry time, sorted by due_us */
 	sd_event_source *retry_timer;
 
-	CURL *pool[HTTP_POOL_MAX];   /* idle easy handles, owned */
+	CURL *pool[HTTP_POOL_MAX]; /* idle easy handles, owned */
 	size_t n_pool;
 
 	enum http_circuit circuit;
-	unsigned consecutive;        /* consecutive breaker failures while closed */
-	uint64_t open_until_us;      /* monotonic */
+	unsigned consecutive;	/* consecutive breaker failures while closed */
+	uint64_t open_until_us; /* monotonic */
 	int64_t open_until_wall_ms;
-	uint64_t opened_us;          /* first opening of the current outage */
+	uint64_t opened_us; /* first opening of the current outage */
 	bool probe_in_flight;
 	bool freeing;
 
-	struct http_stats st;        /* counters; in_flight/queued computed on demand */
-	uint64_t rate_limited;       /* 429 answers (not breaker failures) */
-	char *last_err;              /* owned */
+	struct http_stats st;  /* counters; in_flight/queued computed on demand */
+	uint64_t rate_limited; /* 429 answers (not breaker failures) */
+	char *last_err;	       /* owned */
 };
 
 struct http_core {
-	sd_event *ev;                /* referenced */
+	sd_event *ev; /* referenced */
 	CURLM *multi;
 	sd_event_source *curl_timer;
-	sd_event_source *deliver;    /* defer source draining `done` */
-	struct req_list done;        /* completed, done callback not called yet */
+	sd_event_source *deliver; /* defer source draining `done` */
+	struct list_head done;	  /* completed, done callback not called yet */
 	struct http_client *clients;
 	bool curl_inited;
 };
 
 /* ---- lists ------------------------------------------------------------ */
 
-static void list_remove(struct http_request *r)
+/* The request of a list node; NULL for NULL (an empty list's head, say). */
+static struct http_request *req_of(struct list_node *n)
 {
-	struct req_list *l = r->on;
-	if (!l)
-		return;
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		l->head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		l->tail = r->prev;
-	r->prev = r->next = NULL;
-	r->on = NULL;
-	l->n--;
+	return list_entry(n, struct http_request, node);
 }
 
-static void list_insert_after(struct req_list *l, struct http_request *after,
-			      struct http_request *r)
+/* Moves r into l, kept sorted by due_us; equal times stay in insertion order. */
+static void req_insert_due(struct list_head *l, struct http_request *r)
 {
-	list_remove(r);
-	r->on = l;
-	r->prev = after;
-	r->next = after ? after->next : l->head;
-	if (r->next)
-		r->next->prev = r;
-	else
-		l->tail = r;
-	if (after)
-		after->next = r;
-	else
-		l->head = r;
-	l->n++;
-}
-
-static void list_append(struct req_list *l, struct http_request *r)
-{
-	list_insert_after(l, l->tail, r);
-}
-
-/* Keeps l sorted by due_us; equal times stay in insertion order. */
-static void list_insert_due(struct req_list *l, struct http_request *r)
-{
-	struct http_request *after = l->tail;
-	while (after && after->due_us > r->due_us)
+	struct list_node *after;
+	list_remove(&r->node);
+	after = l->tail;
+	while (after && req_of(after)->due_us > r->due_us)
 		after = after->prev;
-	list_insert_after(l, after, r);
+	list_insert_after(l, after, &r->node);
 }
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -239,12 +200,9 @@ static void list_insert_due(struct req_list *l, struct http_request *r)
 const char *http_outcome_name(enum http_outcome o)
 {
 	switch (o) {
-	case HTTP_OK:
-		return "ok";
-	case HTTP_RETRY:
-		return "retry";
-	case HTTP_FAIL:
-		return "fail";
+	case HTTP_OK: return "ok";
+	case HTTP_RETRY: return "retry";
+	case HTTP_FAIL: return "fail";
 	}
 	return "unknown";
 }
@@ -252,12 +210,9 @@ const char *http_outcome_name(enum http_outcome o)
 const char *http_circuit_name(enum http_circuit s)
 {
 	switch (s) {
-	case HTTP_CIRCUIT_CLOSED:
-		return "closed";
-	case HTTP_CIRCUIT_OPEN:
-		return "open";
-	case HTTP_CIRCUIT_HALF_OPEN:
-		return "half-open";
+	case HTTP_CIRCUIT_CLOSED: return "closed";
+	case HTTP_CIRCUIT_OPEN: return "open";
+	case HTTP_CIRCUIT_HALF_OPEN: return "half-open";
 	}
 	return "unknown";
 }
@@ -351,7 +306,7 @@ void http_request_free(struct http_request *r)
 {
 	if (!r)
 		return;
-	list_remove(r);
+	list_remove(&r->node);
 	free(r->method);
 	free(r->path);
 	curl_slist_free_all(r->headers);
@@ -396,6 +351,7 @@ void http_request_json(struct http_request *r, const json_t *j)
 	char *s = json_dumps(j, JSON_COMPACT);
 	if (!s)
 		log_fatal("cannot serialise a JSON request body");
+	// cppcheck-suppress nullPointerRedundantCheck ; log_fatal does not return
 	size_t len = strlen(s);
 	/* json_dumps allocates with jansson's allocator (malloc by default) */
 	http_request_body(r, s, len, "application/json");
@@ -458,11 +414,9 @@ static int on_deliver(sd_event_source *s, void *ud)
 	/* Only what was there when we started: a done callback that resubmits into
 	 * an open circuit must not keep us here forever. */
 	size_t n = core->done.n;
-	while (n-- > 0 && core->done.head) {
-		struct http_request *r = core->done.head;
-		list_remove(r);
+	struct http_request *r;
+	while (n-- > 0 && (r = req_of(list_pop_front(&core->done))))
 		deliver_one(r);
-	}
 	if (core->done.n)
 		sd_event_source_set_enabled(core->deliver, SD_EVENT_ONESHOT);
 	return 0;
@@ -473,7 +427,7 @@ static void complete(struct http_core *core, struct http_request *r, enum http_o
 {
 	r->outcome = o;
 	set_str(&r->why, why);
-	list_append(&core->done, r);
+	list_append(&core->done, &r->node);
 	if (sd_event_source_set_enabled(core->deliver, SD_EVENT_ONESHOT) < 0)
 		log_err("http: cannot schedule completions");
 }
@@ -492,8 +446,8 @@ static void reject(struct http_client *c, struct http_request *r)
 	char when[32];
 	c->st.circuit_rejects++;
 	complete(c->core, r, HTTP_RETRY,
-		 xasprintf("circuit open until %s", fmt_time_iso(c->open_until_wall_ms, when,
-								 sizeof(when))));
+		 xasprintf("circuit open until %s",
+			   fmt_time_iso(c->open_until_wall_ms, when, sizeof(when))));
 }
 
 static void circuit_open(struct http_client *c, const char *why)
@@ -531,8 +485,8 @@ static void circuit_note(struct http_client *c, const struct http_request *r, bo
 			 const char *why)
 {
 	bool throttled = r->status == 429;
-	bool failure = !r->too_large && (r->curl_code != CURLE_OK || r->status == 0 ||
-					 r->status >= 500);
+	bool failure =
+		!r->too_large && (r->curl_code != CURLE_OK || r->status == 0 || r->status >= 500);
 	if (throttled)
 		c->rate_limited++;
 	if (c->o.breaker_failures <= 0)
@@ -621,10 +575,10 @@ static void easy_put(struct http_client *c, CURL *e)
 		curl_easy_cleanup(e);
 }
 
-#define SETOPT(e, opt, val)                                                    \
-	do {                                                                   \
-		if (cc == CURLE_OK)                                            \
-			cc = curl_easy_setopt((e), (opt), (val));              \
+#define SETOPT(e, opt, val)                                                                        \
+	do {                                                                                       \
+		if (cc == CURLE_OK)                                                                \
+			cc = curl_easy_setopt((e), (opt), (val));                                  \
 	} while (0)
 
 static CURLcode easy_setup(struct http_client *c, struct http_request *r, CURL *e, const char *url)
@@ -684,8 +638,8 @@ static CURLcode easy_setup(struct http_client *c, struct http_request *r, CURL *
 
 #undef SETOPT
 
-static void record_attempt(struct http_client *c, const struct http_request *r,
-			   enum http_outcome o, const char *why)
+static void record_attempt(struct http_client *c, const struct http_request *r, enum http_outcome o,
+			   const char *why)
 {
 	double s = (double)r->elapsed_us / 1e6;
 	size_t b = 0;
@@ -713,7 +667,7 @@ static void start(struct http_client *c, struct http_request *r)
 	CURLcode cc;
 	CURLMcode mc;
 
-	list_remove(r);
+	list_remove(&r->node);
 	r->attempts++;
 	c->st.requests++;
 	if (r->attempts > 1)
@@ -744,7 +698,7 @@ static void start(struct http_client *c, struct http_request *r)
 		cc = CURLE_FAILED_INIT;
 		goto fail;
 	}
-	list_append(&c->flight, r);
+	list_append(&c->flight, &r->node);
 	free(url);
 	return;
 fail:
@@ -768,11 +722,11 @@ static unsigned max_attempts_of(const struct http_client *c, const struct http_r
 
 static void retry_timer_arm(struct http_client *c)
 {
-	if (!c->backoff.head) {
+	if (list_empty(&c->backoff)) {
 		sd_event_source_set_enabled(c->retry_timer, SD_EVENT_OFF);
 		return;
 	}
-	if (sd_event_source_set_time(c->retry_timer, c->backoff.head->due_us) < 0 ||
+	if (sd_event_source_set_time(c->retry_timer, req_of(c->backoff.head)->due_us) < 0 ||
 	    sd_event_source_set_enabled(c->retry_timer, SD_EVENT_ONESHOT) < 0)
 		log_fields(LOG_ERR, c->fields, "cannot arm the retry timer");
 }
@@ -780,10 +734,11 @@ static void retry_timer_arm(struct http_client *c)
 /* Starts what the queue, the concurrency limit and the circuit allow. */
 static void pump(struct http_client *c)
 {
-	while (c->queue.head && !c->freeing) {
+	struct http_request *r;
+	while ((r = req_of(c->queue.head)) && !c->freeing) {
 		enum http_circuit s = circuit_now(c);
 		if (s == HTTP_CIRCUIT_OPEN) {
-			reject(c, c->queue.head);
+			reject(c, r);
 			continue;
 		}
 		if (c->flight.n >= (size_t)c->o.concurrency)
@@ -793,9 +748,9 @@ static void pump(struct http_client *c)
 			if (c->probe_in_flight)
 				break;
 			c->probe_in_flight = true;
-			c->queue.head->probe = true;
+			r->probe = true;
 		}
-		start(c, c->queue.head);
+		start(c, r);
 	}
 }
 
@@ -808,7 +763,7 @@ static void attempt_finished(struct http_client *c, struct http_request *r, CURL
 	bool was_probe = r->probe;
 	long status = 0, connects = 0;
 
-	list_remove(r);
+	list_remove(&r->node);
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
 	r->status = status;
@@ -839,8 +794,10 @@ static void attempt_finished(struct http_client *c, struct http_request *r, CURL
 		   "%s %.*s -> %ld in %llu ms (%s connection), attempt %u: %s%s%s", r->method,
 		   (int)strcspn(r->path, "?"), r->path, status,
 		   (unsigned long long)(r->elapsed_us / 1000),
-		   status == 0 ? "no" : connects ? "new" : "reused", r->attempts,
-		   http_outcome_name(o), why ? ": " : "", why ? why : "");
+		   status == 0 ? "no"
+		   : connects  ? "new"
+			       : "reused",
+		   r->attempts, http_outcome_name(o), why ? ": " : "", why ? why : "");
 	record_attempt(c, r, o, why);
 	circuit_note(c, r, was_probe, why);
 
@@ -848,7 +805,7 @@ static void attempt_finished(struct http_client *c, struct http_request *r, CURL
 		int64_t delay = http_backoff_ms(&c->o, r->attempts, r->retry_after_ms);
 		set_str(&r->why, why);
 		r->due_us = now_mono_us() + (uint64_t)delay * 1000;
-		list_insert_due(&c->backoff, r);
+		req_insert_due(&c->backoff, r);
 		retry_timer_arm(c);
 		return;
 	}
@@ -883,12 +840,12 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *ud)
 	uint64_t now = now_mono_us();
 	(void)s;
 	(void)usec;
-	while (c->backoff.head && c->backoff.head->due_us <= now) {
-		struct http_request *r = c->backoff.head;
+	struct http_request *r;
+	while ((r = req_of(c->backoff.head)) && r->due_us <= now) {
 		if (circuit_now(c) == HTTP_CIRCUIT_OPEN)
 			reject(c, r);
 		else
-			list_append(&c->queue, r);
+			list_append(&c->queue, &r->node);
 	}
 	retry_timer_arm(c);
 	pump(c);
@@ -1022,11 +979,9 @@ void http_core_free(struct http_core *core)
 		http_client_free(core->clients);
 	}
 	/* Completions of requests submitted while their client was being freed. */
-	while (core->done.head) {
-		struct http_request *r = core->done.head;
-		list_remove(r);
+	struct http_request *r;
+	while ((r = req_of(list_pop_front(&core->done))))
 		deliver_one(r);
-	}
 	if (core->multi)
 		curl_multi_cleanup(core->multi);
 	sd_event_source_disable_unref(core->curl_timer);
@@ -1109,8 +1064,8 @@ int http_client_new(struct http_core *core, const char *name, const struct http_
 	c->o.client_cert = dup_or_null(o->client_cert);
 	c->o.client_key = dup_or_null(o->client_key);
 	c->circuit = HTTP_CIRCUIT_CLOSED;
-	if (sd_event_add_time(core->ev, &c->retry_timer, CLOCK_MONOTONIC, 0,
-			      HTTP_TIMER_ACCURACY_US, on_retry_timer, c) < 0 ||
+	if (sd_event_add_time(core->ev, &c->retry_timer, CLOCK_MONOTONIC, 0, HTTP_TIMER_ACCURACY_US,
+			      on_retry_timer, c) < 0 ||
 	    sd_event_source_set_enabled(c->retry_timer, SD_EVENT_OFF) < 0) {
 		*err = xstrdup("cannot create the retry timer");
 		sd_event_source_disable_unref(c->retry_timer);
@@ -1132,34 +1087,34 @@ int http_client_new(struct http_core *core, const char *name, const struct http_
 /* Takes every pending request of c off its lists and calls its done. */
 static void cancel_pending(struct http_client *c)
 {
-	struct req_list l = { 0 };
-	struct http_request *r, *next;
+	struct list_head l = {0};
+	struct http_request *r;
 
-	while ((r = c->flight.head)) {
+	while ((r = req_of(c->flight.head))) {
 		curl_multi_remove_handle(c->core->multi, r->easy);
 		easy_put(c, r->easy);
 		r->easy = NULL;
 		r->probe = false;
 		r->outcome = HTTP_RETRY;
 		set_str(&r->why, xstrdup("cancelled"));
-		list_append(&l, r);
+		list_append(&l, &r->node);
 	}
 	c->probe_in_flight = false;
-	while ((r = c->queue.head) || (r = c->backoff.head)) {
+	while ((r = req_of(c->queue.head)) || (r = req_of(c->backoff.head))) {
 		r->outcome = HTTP_RETRY;
 		set_str(&r->why, xstrdup("cancelled"));
-		list_append(&l, r);
+		list_append(&l, &r->node);
 	}
 	/* Completed but not yet delivered: their outcome stands. */
-	for (r = c->core->done.head; r; r = next) {
-		next = r->next;
+	for (struct list_node *n = c->core->done.head, *next; n; n = next) {
+		next = n->next;
+		r = req_of(n);
 		if (r->client == c)
-			list_append(&l, r);
+			list_append(&l, n);
 	}
 	sd_event_source_set_enabled(c->retry_timer, SD_EVENT_OFF);
 	/* Nothing of c is touched from here: a done callback may free it. */
-	while ((r = l.head)) {
-		list_remove(r);
+	while ((r = req_of(list_pop_front(&l)))) {
 		r->client = NULL;
 		deliver_one(r);
 	}
@@ -1203,6 +1158,7 @@ void http_client_stats(const struct http_client *c, struct http_stats *out)
 		out->circuit = HTTP_CIRCUIT_HALF_OPEN;
 	out->circuit_until_ms = c->circuit == HTTP_CIRCUIT_CLOSED ? 0 : c->open_until_wall_ms;
 	out->last_err = c->last_err;
+	out->rate_limited = c->rate_limited;
 }
 
 const struct http_opts *http_client_opts(const struct http_client *c)
@@ -1213,7 +1169,7 @@ const struct http_opts *http_client_opts(const struct http_client *c)
 int http_submit(struct http_client *c, struct http_request *r)
 {
 	struct http_core *core = c->core;
-	list_remove(r);
+	list_remove(&r->node);
 	r->attempts = 0;
 	if (c->freeing) {
 		/* Detached: delivered from the loop (or by http_core_free). */
@@ -1235,7 +1191,7 @@ int http_submit(struct http_client *c, struct http_request *r)
 		reject(c, r);
 		return 0;
 	}
-	list_append(&c->queue, r);
+	list_append(&c->queue, &r->node);
 	pump(c);
 	return 0;
 }

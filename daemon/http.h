@@ -14,7 +14,10 @@
  * 2xx/3xx -> ok. Retries: exponential back-off with full jitter
  * (random in [0, min(cap, base * 2^attempt)]), Retry-After honoured (capped
  * at backoff_cap), up to max_attempts. The circuit breaker opens after
- * breaker_failures consecutive retry-class failures; while open, requests
+ * breaker_failures consecutive transport errors or 5xx answers (a 429 is
+ * the server asking us to slow down: it neither counts nor resets the
+ * count; a request that was sent before the circuit opened does not move
+ * it); while open, requests
  * fail at once with HTTP_RETRY "circuit open"; after breaker_open one probe
  * is let through (half-open); its success closes the circuit.
  */
@@ -33,7 +36,7 @@ struct curl_slist;
 
 /* [connector.X] keys of every HTTP connector. */
 struct http_opts {
-	char *url;            /* base URL; request paths are appended */
+	char *url; /* base URL; request paths are appended */
 	bool tls_verify;
 	char *ca_file;
 	char *client_cert;
@@ -54,20 +57,20 @@ extern const struct conf_option http_options[];
 enum http_outcome {
 	HTTP_OK = 0,
 	HTTP_RETRY = 1, /* transient; after max_attempts the caller decides */
-	HTTP_FAIL = 2,  /* permanent */
+	HTTP_FAIL = 2,	/* permanent */
 };
 
 const char *http_outcome_name(enum http_outcome o);
 
 struct http_response {
-	long status;             /* 0 when no HTTP answer (transport error) */
-	const char *body;        /* NUL-terminated, may be "" */
+	long status;	  /* 0 when no HTTP answer (transport error) */
+	const char *body; /* NUL-terminated, may be "" */
 	size_t body_len;
 	const char *content_type; /* may be NULL */
-	int64_t retry_after_ms;  /* -1 when absent */
-	int curl_code;           /* CURLcode of the transfer */
-	const char *error;       /* transport error text or NULL */
-	uint64_t elapsed_us;     /* last attempt */
+	int64_t retry_after_ms;	  /* -1 when absent */
+	int curl_code;		  /* CURLcode of the transfer */
+	const char *error;	  /* transport error text or NULL */
+	uint64_t elapsed_us;	  /* last attempt */
 	unsigned attempts;
 };
 
@@ -105,9 +108,10 @@ const char *http_circuit_name(enum http_circuit s);
 extern const double http_latency_bounds_s[HTTP_LATENCY_BUCKETS];
 
 struct http_stats {
-	uint64_t requests;  /* attempts sent */
+	uint64_t requests;	  /* attempts sent */
 	uint64_t ok, retry, fail; /* attempt outcomes */
-	uint64_t retries;   /* attempts after the first */
+	uint64_t retries;	  /* attempts after the first */
+	uint64_t rate_limited;	  /* 429 answers (they do not trip the breaker) */
 	uint64_t circuit_opens;
 	uint64_t circuit_rejects;
 	uint64_t in_flight, queued;
@@ -116,7 +120,7 @@ struct http_stats {
 	enum http_circuit circuit;
 	int64_t circuit_until_ms; /* wall time the open circuit half-opens */
 	int64_t last_ok_ms, last_err_ms;
-	const char *last_err;     /* borrowed, valid until the next call into the client */
+	const char *last_err; /* borrowed, valid until the next call into the client */
 };
 
 void http_client_stats(const struct http_client *c, struct http_stats *out);

@@ -55,10 +55,10 @@ int log_level_from_name(const char *name)
 	static const struct {
 		const char *name;
 		int prio;
-	} levels[] = { { "emerg", LOG_EMERG },	 { "alert", LOG_ALERT },   { "crit", LOG_CRIT },
-		       { "err", LOG_ERR },	 { "error", LOG_ERR },	   { "warning", LOG_WARNING },
-		       { "warn", LOG_WARNING }, { "notice", LOG_NOTICE }, { "info", LOG_INFO },
-		       { "debug", LOG_DEBUG } };
+	} levels[] = {{"emerg", LOG_EMERG},  {"alert", LOG_ALERT},   {"crit", LOG_CRIT},
+		      {"err", LOG_ERR},	     {"error", LOG_ERR},     {"warning", LOG_WARNING},
+		      {"warn", LOG_WARNING}, {"notice", LOG_NOTICE}, {"info", LOG_INFO},
+		      {"debug", LOG_DEBUG}};
 	for (size_t i = 0; i < LT_ARRAY_SIZE(levels); i++)
 		if (strcmp(name, levels[i].name) == 0)
 			return levels[i].prio;
@@ -67,8 +67,8 @@ int log_level_from_name(const char *name)
 
 static const char *prio_word(int prio)
 {
-	static const char *const words[] = { "emerg", "alert", "crit", "error",
-					     "warning", "notice", "info", "debug" };
+	static const char *const words[] = {"emerg",   "alert",	 "crit", "error",
+					    "warning", "notice", "info", "debug"};
 	return words[prio & 7];
 }
 
@@ -94,7 +94,8 @@ void log_fieldsv(int prio, const char *const *fields, const char *fmt, va_list a
 		struct iovec iov[32];
 		char *bufs[32];
 		size_t n = 0;
-		bufs[n] = prefix ? xasprintf("MESSAGE=%s: %s", prefix, msg) : xasprintf("MESSAGE=%s", msg);
+		bufs[n] = prefix ? xasprintf("MESSAGE=%s: %s", prefix, msg)
+				 : xasprintf("MESSAGE=%s", msg);
 		n++;
 		bufs[n++] = xasprintf("PRIORITY=%d", prio & 7);
 		bufs[n++] = xstrdup("SYSLOG_IDENTIFIER=lienthongd");
@@ -143,7 +144,7 @@ void log_fatal(const char *fmt, ...)
 /* ---- rate limiting ---------------------------------------------------- */
 
 #define COMPLAIN_FIRST_US (60ull * 1000000)
-#define COMPLAIN_MAX_US (86400ull * 1000000)
+#define COMPLAIN_MAX_US	  (86400ull * 1000000)
 
 void complain(struct complaint *c, int prio, const char *const *fields, const char *fmt, ...)
 {
@@ -162,7 +163,8 @@ void complain(struct complaint *c, int prio, const char *const *fields, const ch
 			   c->suppressed);
 	else
 		log_fields(prio, fields, "%s", msg);
-	c->interval_us = c->active ? LT_MIN(c->interval_us * 2, COMPLAIN_MAX_US) : COMPLAIN_FIRST_US;
+	c->interval_us =
+		c->active ? LT_MIN(c->interval_us * 2, COMPLAIN_MAX_US) : COMPLAIN_FIRST_US;
 	c->active = true;
 	c->last_us = now;
 	c->suppressed = 0;

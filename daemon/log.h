@@ -42,11 +42,11 @@ void log_fields(int prio, const char *const *fields, const char *fmt, ...)
 void log_fieldsv(int prio, const char *const *fields, const char *fmt, va_list ap);
 
 #define log_msg(prio, ...) log_fields((prio), NULL, __VA_ARGS__)
-#define log_err(...) log_fields(LOG_ERR, NULL, __VA_ARGS__)
-#define log_warn(...) log_fields(LOG_WARNING, NULL, __VA_ARGS__)
-#define log_notice(...) log_fields(LOG_NOTICE, NULL, __VA_ARGS__)
-#define log_info(...) log_fields(LOG_INFO, NULL, __VA_ARGS__)
-#define log_debug(...) log_fields(LOG_DEBUG, NULL, __VA_ARGS__)
+#define log_err(...)	   log_fields(LOG_ERR, NULL, __VA_ARGS__)
+#define log_warn(...)	   log_fields(LOG_WARNING, NULL, __VA_ARGS__)
+#define log_notice(...)	   log_fields(LOG_NOTICE, NULL, __VA_ARGS__)
+#define log_info(...)	   log_fields(LOG_INFO, NULL, __VA_ARGS__)
+#define log_debug(...)	   log_fields(LOG_DEBUG, NULL, __VA_ARGS__)
 
 /* Logs "what: strerror" at LOG_CRIT and aborts. For x*alloc and invariants. */
 _Noreturn void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

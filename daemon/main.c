@@ -26,8 +26,8 @@ static void usage(FILE *f)
 		"procedure database, the National Public Service Portal and the payment platform.\n"
 		"\n"
 		"  -c, --config FILE           configuration file (default %s)\n"
-		"  -t, --check-config          validate the configuration, its connectors, flows\n"
-		"                              and mappings; print every error; exit 0 or 1\n"
+		"  -t, --check-config          validate the configuration, its connectors and\n"
+		"                              flows; print every error; exit 0 or 1\n"
 		"      --print-config-template print the example configuration with every key\n"
 		"  -V, --version               print the version and exit\n"
 		"  -h, --help                  print this help and exit\n"
@@ -40,12 +40,12 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check-config", no_argument, NULL, 't' },
-		{ "print-config-template", no_argument, NULL, 'T' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 't'},
+		{"print-config-template", no_argument, NULL, 'T'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *config = DEFAULT_CONFIG;
 	bool check = false;
@@ -53,24 +53,12 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "c:tVh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 't':
-			check = true;
-			break;
-		case 'T':
-			conf_print_template(stdout);
-			return 0;
-		case 'V':
-			printf("lienthongd %s\n", LT_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		case 'c': config = optarg; break;
+		case 't': check = true; break;
+		case 'T': conf_print_template(stdout); return 0;
+		case 'V': printf("lienthongd %s\n", LT_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind < argc) {

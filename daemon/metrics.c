@@ -168,6 +168,9 @@ static const struct field_metric http_metrics[] = {
 	HTTP_STAT("lienthong_http_requests_total", "counter", NULL, "outcome", "fail", fail, F_U64),
 	HTTP_STAT("lienthong_http_retries_total", "counter",
 		  "HTTP attempts that repeated an earlier one.", NULL, NULL, retries, F_U64),
+	HTTP_STAT("lienthong_http_rate_limited_total", "counter",
+		  "429 answers (honoured with Retry-After; they do not trip the breaker).", NULL,
+		  NULL, rate_limited, F_U64),
 	HTTP_STAT("lienthong_http_in_flight", "gauge", "HTTP requests being transferred.", NULL,
 		  NULL, in_flight, F_U64),
 	HTTP_STAT("lienthong_http_queued", "gauge", "HTTP requests waiting for a slot or a retry.",
@@ -330,8 +333,7 @@ static void store_metrics(struct dynbuf *b, struct daemon *d)
 		const char *state;
 		json_t *v;
 		family(b, "lienthong_mismatches", "gauge", "Mismatches in the log, by state.");
-		json_object_foreach(counts, state, v)
-		{
+		json_object_foreach (counts, state, v) {
 			sample_kv(b, "lienthong_mismatches", json_number_value(v),
 				  LABELS("state", state));
 		}

@@ -92,15 +92,17 @@ static void load_one(const char *path, struct conf_errors *errs)
 	}
 	const struct connector *t = dlsym(h, "lienthong_connector");
 	if (!t) {
-		conf_errors_add(errs, "%s: not a lienthong connector: no symbol lienthong_connector",
-				real);
+		conf_errors_add(
+			errs, "%s: not a lienthong connector: no symbol lienthong_connector", real);
 		dlclose(h);
 		return;
 	}
 	if (t->abi_version != CONN_ABI_VERSION) {
-		conf_errors_add(errs, "%s: connector plugin '%s' was built for connector ABI %u, this "
-				"lienthongd speaks ABI %u; rebuild it against this version's connector.h",
-				real, t->name ? t->name : "?", t->abi_version, CONN_ABI_VERSION);
+		conf_errors_add(
+			errs,
+			"%s: connector plugin '%s' was built for connector ABI %u, this "
+			"lienthongd speaks ABI %u; rebuild it against this version's connector.h",
+			real, t->name ? t->name : "?", t->abi_version, CONN_ABI_VERSION);
 		dlclose(h);
 		return;
 	}
@@ -110,8 +112,10 @@ static void load_one(const char *path, struct conf_errors *errs)
 		return;
 	}
 	if (conn_type_find(t->name)) {
-		conf_errors_add(errs, "%s: connector plugin '%s' clashes with a connector type of "
-				"the same name", real, t->name);
+		conf_errors_add(errs,
+				"%s: connector plugin '%s' clashes with a connector type of "
+				"the same name",
+				real, t->name);
 		dlclose(h);
 		return;
 	}

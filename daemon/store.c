@@ -77,11 +77,11 @@
 #define STORE_APPLICATION_ID 0x4c54484e
 /* Room a store_check() probe must find before STORE_FULL is cleared: in the
  * database (pages within max_size) and on the disk. */
-#define STORE_PROBE_BYTES (64 * 1024)
+#define STORE_PROBE_BYTES	(64 * 1024)
 #define STORE_DISK_MARGIN_BYTES (1024 * 1024)
 /* Size the WAL is truncated to after a checkpoint (journal_size_limit). */
 #define STORE_WAL_LIMIT_BYTES (16 * 1024 * 1024)
-#define STORE_ACTOR "lienthongd"
+#define STORE_ACTOR	      "lienthongd"
 /* Note on mismatches a pass no longer finds (faces the office). */
 #define STORE_NOTE_UNSEEN "tự động đóng: lần đối soát sau không còn phát hiện"
 
@@ -226,10 +226,10 @@ enum st_id {
 	ST__COUNT
 };
 
-#define MM_COLUMNS                                                                         \
-	"id, kind, key, state, summary, detail, raw, agency, dossier, first_seen_ms, "     \
+#define MM_COLUMNS                                                                                 \
+	"id, kind, key, state, summary, detail, raw, agency, dossier, first_seen_ms, "             \
 	"last_seen_ms, occurrences, state_by, state_ms, state_note"
-#define MM_OPEN "state IN ('open', 'acknowledged')"
+#define MM_OPEN	    "state IN ('open', 'acknowledged')"
 #define RUN_COLUMNS "id, flow, started_ms, ended_ms, outcome, items_ok, items_failed, summary"
 
 static const char *const st_sql[ST__COUNT] = {
@@ -254,10 +254,10 @@ static const char *const st_sql[ST__COUNT] = {
 	[ST_RUNS_FLOW] = "SELECT " RUN_COLUMNS " FROM runs WHERE flow = ?2 "
 			 "ORDER BY started_ms DESC, id DESC LIMIT ?1",
 	[ST_MM_FIND] = "SELECT id, state FROM mismatches WHERE kind = ?1 AND key = ?2",
-	[ST_MM_INSERT] = "INSERT INTO mismatches (kind, key, state, summary, detail, raw, agency, "
-			 "dossier, first_seen_ms, last_seen_ms, occurrences, state_by, state_ms) "
-			 "VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1, '" STORE_ACTOR
-			 "', ?8)",
+	[ST_MM_INSERT] =
+		"INSERT INTO mismatches (kind, key, state, summary, detail, raw, agency, "
+		"dossier, first_seen_ms, last_seen_ms, occurrences, state_by, state_ms) "
+		"VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1, '" STORE_ACTOR "', ?8)",
 	/* The latest sighting describes the mismatch (summary, detail, raw);
 	 * agency and dossier identify it and are only ever filled in. */
 	[ST_MM_REFRESH] = "UPDATE mismatches SET summary = ?2, detail = ?3, raw = ?4, "
@@ -278,10 +278,10 @@ static const char *const st_sql[ST__COUNT] = {
 			    "state_note = ?5 WHERE id = ?1",
 	[ST_MM_EVENTS] = "SELECT id, mismatch_id, at_ms, event, state, actor, note "
 			 "FROM mismatch_events WHERE mismatch_id = ?1 ORDER BY at_ms, id",
-	[ST_MM_UNSEEN_EVENTS] = "INSERT INTO mismatch_events (mismatch_id, at_ms, event, state, "
-				"actor, note) SELECT id, ?3, 'resolved', 'resolved', '" STORE_ACTOR
-				"', ?4 FROM mismatches WHERE kind = ?1 AND " MM_OPEN
-				" AND last_seen_ms < ?2",
+	[ST_MM_UNSEEN_EVENTS] =
+		"INSERT INTO mismatch_events (mismatch_id, at_ms, event, state, "
+		"actor, note) SELECT id, ?3, 'resolved', 'resolved', '" STORE_ACTOR
+		"', ?4 FROM mismatches WHERE kind = ?1 AND " MM_OPEN " AND last_seen_ms < ?2",
 	[ST_MM_UNSEEN_RESOLVE] = "UPDATE mismatches SET state = 'resolved', "
 				 "state_by = '" STORE_ACTOR "', state_ms = ?3, state_note = ?4 "
 				 "WHERE kind = ?1 AND " MM_OPEN " AND last_seen_ms < ?2",
@@ -300,20 +300,20 @@ static const char *const st_sql[ST__COUNT] = {
 			  "ORDER BY at_ms DESC, id DESC LIMIT ?1",
 };
 
-static const char *const mismatch_states[] = { "open", "acknowledged", "resolved", "waived" };
+static const char *const mismatch_states[] = {"open", "acknowledged", "resolved", "waived"};
 
 struct store {
-	sqlite3 *db;                    /* owned */
-	char *path;                     /* owned */
-	sqlite3_stmt *st[ST__COUNT];    /* owned */
+	sqlite3 *db;		     /* owned */
+	char *path;		     /* owned */
+	sqlite3_stmt *st[ST__COUNT]; /* owned */
 	int version;
 	int64_t page_size;
-	int64_t default_max_pages;      /* max_page_count before we limited it */
-	int64_t max_size_bytes;         /* 0 = unlimited */
-	unsigned depth;                 /* store_begin() nesting */
-	int tx_err;                     /* why the explicit transaction was aborted, or 0 */
+	int64_t default_max_pages; /* max_page_count before we limited it */
+	int64_t max_size_bytes;	   /* 0 = unlimited */
+	unsigned depth;		   /* store_begin() nesting */
+	int tx_err;		   /* why the explicit transaction was aborted, or 0 */
 	enum store_health health;
-	char *why;                      /* owned; NULL when health is STORE_OK */
+	char *why; /* owned; NULL when health is STORE_OK */
 	struct complaint full_complaint;
 	struct complaint error_complaint;
 };
@@ -321,12 +321,9 @@ struct store {
 const char *store_health_name(enum store_health h)
 {
 	switch (h) {
-	case STORE_OK:
-		return "ok";
-	case STORE_FULL:
-		return "full";
-	case STORE_ERROR:
-		return "error";
+	case STORE_OK: return "ok";
+	case STORE_FULL: return "full";
+	case STORE_ERROR: return "error";
 	}
 	return "unknown";
 }
@@ -859,8 +856,8 @@ int store_open(const struct conf_store *o, struct store **out, char **err)
 	if (rc != SQLITE_OK) {
 		int sys = s->db ? sqlite3_system_errno(s->db) : 0;
 		e = xasprintf("%s: cannot open the database: %s%s%s%s", s->path,
-			      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc),
-			      sys ? " (" : "", sys ? strerror(sys) : "", sys ? ")" : "");
+			      s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc), sys ? " (" : "",
+			      sys ? strerror(sys) : "", sys ? ")" : "");
 		r = -EIO;
 		goto fail;
 	}
@@ -895,8 +892,9 @@ int store_open(const struct conf_store *o, struct store **out, char **err)
 		r = -EIO;
 		goto fail;
 	}
-	r = open_exec(s, o->synchronous == 1 ? "PRAGMA synchronous = NORMAL"
-					     : "PRAGMA synchronous = FULL",
+	r = open_exec(s,
+		      o->synchronous == 1 ? "PRAGMA synchronous = NORMAL"
+					  : "PRAGMA synchronous = FULL",
 		      "cannot set synchronous", &e);
 	if (r < 0)
 		goto fail;
@@ -1150,7 +1148,7 @@ static int64_t clamp_count(uint64_t n)
 int store_run_end(struct store *s, int64_t run_id, int64_t ended_ms, const char *outcome,
 		  uint64_t items_ok, uint64_t items_failed, const char *summary)
 {
-	static const char *const outcomes[] = { "ok", "retry", "failed", "cancelled" };
+	static const char *const outcomes[] = {"ok", "retry", "failed", "cancelled"};
 	bool known = false;
 	for (size_t i = 0; outcome && i < LT_ARRAY_SIZE(outcomes); i++)
 		known = known || strcmp(outcome, outcomes[i]) == 0;
@@ -1179,13 +1177,13 @@ json_t *store_runs_list(struct store *s, const char *flow, unsigned n)
 static int mm_event(struct store *s, int64_t id, int64_t at_ms, const char *event,
 		    const char *state, const char *note)
 {
-	return st_exec(s, ST_MM_EVENT, "recording a mismatch event", "iitttt", id, at_ms,
-		       event, state, STORE_ACTOR, note);
+	return st_exec(s, ST_MM_EVENT, "recording a mismatch event", "iitttt", id, at_ms, event,
+		       state, STORE_ACTOR, note);
 }
 
 /* Finds (kind,key): 0 with id and state (in buf), 1 when absent, or -errno. */
-static int mm_find(struct store *s, const char *kind, const char *key, int64_t *id,
-		   char *state, size_t len)
+static int mm_find(struct store *s, const char *kind, const char *key, int64_t *id, char *state,
+		   size_t len)
 {
 	sqlite3_stmt *st = s->st[ST_MM_FIND];
 	int r = 1;
@@ -1308,7 +1306,7 @@ int store_mismatch_set_state(struct store *s, int64_t id, const char *state, con
 			     int64_t when_ms, const char *note)
 {
 	/* The event of each target state; index matches mismatch_states[]. */
-	static const char *const events[] = { "reopened", "acknowledged", "resolved", "waived" };
+	static const char *const events[] = {"reopened", "acknowledged", "resolved", "waived"};
 	const char *op = "changing the state of a mismatch";
 	const char *event = NULL;
 	char old[16];

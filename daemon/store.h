@@ -11,6 +11,15 @@
  * store_health() then reports STORE_FULL, the caller keeps its work for a
  * later pass, and store_check() (run on a timer) clears the condition when a
  * probe write succeeds again.
+ *
+ * Error codes of writes: -ENOSPC full, -EIO other storage failures (health
+ * becomes STORE_ERROR), -EINVAL a bad argument or constraint (health
+ * unchanged), -EBUSY a lock held elsewhere past busy_timeout, -E2BIG a value
+ * too large. A failure inside store_begin() rolls the whole batch back at
+ * once; later writes and every store_commit() of that batch return the same
+ * error, so a cursor written in the batch never moves past lost work.
+ * Listing functions return NULL on error (logged); a limit of 0 means all.
+ * One store is one SQLite connection, for the loop thread only.
  */
 #ifndef LT_STORE_H
 #define LT_STORE_H

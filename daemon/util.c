@@ -314,7 +314,7 @@ int mkdir_p(const char *path, unsigned mode)
 {
 	char *p = xstrdup(path);
 	int r = 0;
-	for (char *s = p + 1; ; s++) {
+	for (char *s = p + 1;; s++) {
 		if (*s == '/' || *s == '\0') {
 			char c = *s;
 			*s = '\0';
@@ -473,8 +473,8 @@ int parse_duration_ms(const char *s, int64_t default_unit_ms, int64_t *out)
 	static const struct {
 		const char *unit;
 		int64_t ms;
-	} units[] = { { "ms", 1 },	 { "s", 1000 },	     { "sec", 1000 }, { "m", 60000 },
-		      { "min", 60000 }, { "h", 3600000 },   { "d", 86400000 } };
+	} units[] = {{"ms", 1},	     {"s", 1000},    {"sec", 1000},  {"m", 60000},
+		     {"min", 60000}, {"h", 3600000}, {"d", 86400000}};
 	int64_t n;
 	const char *unit;
 	int r = parse_scaled(s, &n, &unit);
@@ -498,7 +498,8 @@ int parse_size_bytes(const char *s, int64_t *out)
 	int64_t m = 1;
 	if (!*unit || strcmp(unit, "B") == 0)
 		m = 1;
-	else if (strcasecmp(unit, "k") == 0 || strcasecmp(unit, "KiB") == 0 || strcmp(unit, "K") == 0)
+	else if (strcasecmp(unit, "k") == 0 || strcasecmp(unit, "KiB") == 0 ||
+		 strcmp(unit, "K") == 0)
 		m = 1024;
 	else if (strcasecmp(unit, "M") == 0 || strcasecmp(unit, "MiB") == 0)
 		m = 1024 * 1024;

@@ -15,8 +15,8 @@
 #include <stdint.h>
 
 #define LT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define LT_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define LT_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define LT_MIN(a, b)	 ((a) < (b) ? (a) : (b))
+#define LT_MAX(a, b)	 ((a) > (b) ? (a) : (b))
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t nmemb, size_t size);
@@ -32,7 +32,7 @@ char *xvasprintf(const char *fmt, va_list ap);
  * data is always NUL-terminated (the NUL is not counted in len).
  */
 struct dynbuf {
-	char *data;       /* owned */
+	char *data; /* owned */
 	size_t len;
 	size_t cap;
 	size_t max_bytes; /* 0 = unlimited */

@@ -320,8 +320,7 @@ static void print_connector_table(json_t *list)
 		printf("no connectors configured\n");
 		return;
 	}
-	json_array_foreach(list, i, c)
-	{
+	json_array_foreach (list, i, c) {
 		char *row[] = {cell_str(c, "name"),
 			       cell_str(c, "type"),
 			       cell_str(c, "state"),
@@ -344,8 +343,7 @@ static void print_flow_table(json_t *list)
 		printf("no flows configured\n");
 		return;
 	}
-	json_array_foreach(list, i, f)
-	{
+	json_array_foreach (list, i, f) {
 		char *row[] = {cell_str(f, "name"),
 			       cell_str(f, "state"),
 			       cell_time(json_object_get(f, "last_start")),
@@ -403,8 +401,7 @@ static void print_header_counts(const char *label, json_t *o)
 	json_t *v;
 	bool first = true;
 	printf("%-12s", label);
-	json_object_foreach(o, k, v)
-	{
+	json_object_foreach (o, k, v) {
 		char *s, *key;
 		if (json_is_null(v) || json_is_object(v) || json_is_array(v))
 			continue;
@@ -474,12 +471,10 @@ static void print_help_answer(json_t *r)
 {
 	size_t i, w = 0;
 	json_t *c;
-	json_array_foreach(json_object_get(r, "commands"), i, c)
-	{
+	json_array_foreach (json_object_get(r, "commands"), i, c) {
 		w = LT_MAX(w, text_width(jstr(c, "usage")));
 	}
-	json_array_foreach(json_object_get(r, "commands"), i, c)
-	{
+	json_array_foreach (json_object_get(r, "commands"), i, c) {
 		const char *usage = jstr(c, "usage");
 		const char *level = jstr(c, "level");
 		printf("  %s", usage);
@@ -555,8 +550,7 @@ static void print_failure(json_t *answer)
 	json_t *v;
 	fprintf(stderr, "lienthongctl: %s%s%s%s\n", e ? e : "the command failed", code ? " (" : "",
 		code ? code : "", code ? ")" : "");
-	json_array_foreach(json_object_get(answer, "errors"), i, v)
-	{
+	json_array_foreach (json_object_get(answer, "errors"), i, v) {
 		if (json_is_string(v))
 			fprintf(stderr, "  %s\n", json_string_value(v));
 	}

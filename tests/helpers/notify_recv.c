@@ -16,7 +16,7 @@
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char buf[4096];
 
 	if (argc != 3 || strlen(argv[1]) >= sizeof(sa.sun_path)) {

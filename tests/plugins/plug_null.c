@@ -18,8 +18,8 @@ struct null_opts {
 };
 
 static const struct conf_option null_options[] = {
-	{ "fail_every", CONF_INT, "0", 0, 1000000, NULL, offsetof(struct null_opts, fail_every), 0,
-	  "Fail every Nth push (0 = never); for tests." },
+	{"fail_every", CONF_INT, "0", 0, 1000000, NULL, offsetof(struct null_opts, fail_every), 0,
+	 "Fail every Nth push (0 = never); for tests."},
 	CONF_OPTION_END,
 };
 

@@ -140,3 +140,33 @@ path = $T/state/lienthong.db
 path = $T/ctl.sock
 CONF
 }
+
+# relay_conf FILE [ADAPTER_LINES] [FLOW_LINES]: appends the standard test
+# pipeline to FILE: a drop folder $T/inbox (files connector "inbox") ->
+# flow "relay" -> adapter connector "national" calling Echo on the
+# simulator (sim_start first). The extra lines (newline-separated
+# "key = value") go into the adapter and the flow sections.
+relay_conf() {
+	mkdir -p "$T/inbox"
+	[ -f "$T/adapter.pw" ] || secret_file adapter.pw secret >/dev/null
+	cat >>"$1" <<CONF
+
+[connector.inbox]
+type = files
+in_dir = $T/inbox
+min_age = 0
+
+[connector.national]
+type = adapter
+url = $SIM_URL
+username = lienthong
+password = $T/adapter.pw
+push_service = Echo
+${2:-}
+
+[flow.relay]
+source = inbox
+sink = national
+${3:-}
+CONF
+}

@@ -45,6 +45,14 @@ write_base_conf "$T/loose.conf"
 printf '[connector.national]\ntype = adapter\nurl = http://127.0.0.1:9\npassword = %s\n' "$T/loose.pw" >>"$T/loose.conf"
 expect_error "a secrets file readable by others is refused, with file and line" "$T/loose.conf" "loose.conf:15: \[connector.national\] password: secret file $T/loose.pw has mode 0644"
 
+write_base_conf "$T/nouser.conf"
+printf '[connector.national]\ntype = adapter\nurl = http://127.0.0.1:9\n' >>"$T/nouser.conf"
+expect_error "an adapter with session auth but no credentials is caught by --check-config" "$T/nouser.conf" "\[connector.national\] auth with a session needs username, password"
+
+awk 'BEGIN { printf("[daemon]\nlog_level = info ; "); for (i = 0; i < 300; i++) printf("x"); printf("\n[store]\nbogus = 1\n") }' >"$T/long.conf"
+expect_error "a line longer than the parser's buffer is named" "$T/long.conf" "long.conf:2: line longer than 198 bytes"
+check "and later lines keep their numbers" grep -q "long.conf:4: \[store\] unknown key 'bogus'" "$T/out"
+
 write_base_conf "$T/ref.conf"
 printf '[connector.inbox]\ntype = files\nin_dir = %s/in\n[flow.relay]\nsource = inbox\nsink = nowhere\n' "$T" >>"$T/ref.conf"
 expect_error "a flow naming an unknown connector is refused" "$T/ref.conf" "\[flow.relay\].*nowhere"

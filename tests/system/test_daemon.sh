@@ -7,29 +7,8 @@
 
 sim_start
 notify_start
-pw=$(secret_file adapter.pw secret)
-mkdir -p "$T/inbox"
 write_base_conf "$T/good.conf"
-cat >>"$T/good.conf" <<CONF
-
-[connector.inbox]
-type = files
-in_dir = $T/inbox
-min_age = 0
-
-[connector.national]
-type = adapter
-url = $SIM_URL
-username = lienthong
-password = $pw
-push_service = Echo
-backoff_base = 50ms
-
-[flow.relay]
-source = inbox
-sink = national
-interval = 1h
-CONF
+relay_conf "$T/good.conf" "backoff_base = 50ms" "interval = 1h"
 
 daemon_start "$T/good.conf" NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=400000
 check "READY=1 arrives on NOTIFY_SOCKET" wait_until 5 grep -q 'READY=1' "$T/notify.out"
@@ -69,6 +48,20 @@ check "the log names the bad value too (every error, not the first)" grep -q "ba
 check "lienthongctl reload reports the errors and exits 1" sh -c "! $BIN/lienthongctl --socket $T/ctl.sock reload > $T/reload.out 2>&1 && grep -q bogus_key $T/reload.out"
 check "the old interval still applies" status_is '.flows[0].interval_s == 7200'
 cp "$T/good.saved" "$T/good.conf"
+
+# Reload while a pass is in flight: the old instances are retired, their
+# pass completes (the file is delivered once), the new config takes over.
+sim_faults '{"latency_ms": 1000}'
+printf '{"MaHoSo":"R-1"}\n' >"$T/inbox/r.jsonl"
+touch -d '1 minute ago' "$T/inbox/r.jsonl"
+ctl run relay >/dev/null
+wait_until 5 status_is '.flows[0].state == "running"'
+kill -HUP "$D_PID"
+check "a reload during a pass is accepted" wait_until 5 status_is '.reloads.ok == 2'
+check "the retired pass still delivers its file" wait_until 5 test -f "$T/inbox/done/r.jsonl"
+check "the record was sent exactly once" sim_is '[.received[] | select(.MaHoSo == "R-1")] | length == 1' '?service=Echo'
+check "the new flow is idle afterwards" wait_until 5 status_is '.flows[0].state == "idle"'
+sim_faults '{"reset": true}'
 
 # SIGTERM while a pass waits on a slow national side: exits 0 within 5 s,
 # and the undelivered file stays in the inbox for the next start.

@@ -6,33 +6,13 @@
 . "$(dirname "$0")/lib.sh"
 
 sim_start
-pw=$(secret_file adapter.pw secret)
-mkdir -p "$T/inbox"
 write_base_conf "$T/d.conf"
-cat >>"$T/d.conf" <<CONF
-
-[connector.inbox]
-type = files
-in_dir = $T/inbox
-min_age = 0
-
-[connector.national]
-type = adapter
-url = $SIM_URL
-username = lienthong
-password = $pw
-push_service = Echo
-max_attempts = 3
+relay_conf "$T/d.conf" "max_attempts = 3
 backoff_base = 50ms
 backoff_cap = 2s
 breaker_failures = 4
 breaker_open = 2s
-timeout = 2s
-
-[flow.relay]
-source = inbox
-sink = national
-CONF
+timeout = 2s"
 daemon_start "$T/d.conf"
 js() { status_is "$1"; }
 drop() { printf '{"MaHoSo":"%s"}\n' "$1" >"$T/inbox/$1.jsonl"; touch -d '1 minute ago' "$T/inbox/$1.jsonl"; }

@@ -44,7 +44,8 @@ check() {
 	if "$@" >/dev/null 2>&1; then ok "$d"; else nok "$d"; fi
 }
 # jqb EXPR: the last body satisfies the jq expression.
-jqb() { jq -e "$1" "$T/body" >/dev/null 2>&1; }
+# (jq -e is true on empty input, so an empty body fails first.)
+jqb() { [ -s "$T/body" ] && jq -e "$1" "$T/body" >/dev/null 2>&1; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # start_sim NAME ARGS...: starts the simulator on a free port, waits for
@@ -122,25 +123,25 @@ check "GET /health answers ok" sh -c "[ \"\$(curl -s $BASE/health)\" = ok ]"
 code=$(post /auth '{"username":"lienthong","password":"secret"}' -H "dstcode: $DST")
 SESSION=$(jq -r '.session // empty' "$T/body")
 check "login with the right credentials gives a session" \
-	sh -c "[ $code = 200 ] && [ -n '$SESSION' ] && jq -e '.error_code == 0' $T/body"
+	sh -c "[ $code = 200 ] && [ -n '$SESSION' ] && [ -s $T/body ] && jq -e '.error_code == 0' $T/body"
 code=$(post /auth '{"username":"lienthong","password":"wrong"}' -H "dstcode: $DST")
 check "wrong password: HTTP 200 with error_code 401" \
-	sh -c "[ $code = 200 ] && jq -e '.error_code == 401 and (.session == null)' $T/body"
+	sh -c "[ $code = 200 ] && [ -s $T/body ] && jq -e '.error_code == 401 and (.session == null)' $T/body"
 code=$(post /auth '{"username":"lienthong","password":"secret"}')
 check "login without the dstcode header is refused" \
-	sh -c "[ $code = 200 ] && jq -e '.error_code == 401' $T/body"
+	sh -c "[ $code = 200 ] && [ -s $T/body ] && jq -e '.error_code == 401' $T/body"
 
 code=$(call Ping)
 check "Ping with a session: pong and a yyyyMMddHHmmss time" sh -c "[ $code = 200 ] &&
-	jq -e '.error_code == 0 and .result[0].pong == true and (.result[0].time | test(\"^[0-9]{14}\$\"))' $T/body"
+	[ -s $T/body ] && jq -e '.error_code == 0 and .result[0].pong == true and (.result[0].time | test(\"^[0-9]{14}\$\"))' $T/body"
 code=$(post /integration '{"madonvi":"x","service":"Ping"}')
 check "missing session: error_code \"-1\" as a string" \
-	sh -c "[ $code = 200 ] && jq -e '.error_code == \"-1\" and .result == null' $T/body"
+	sh -c "[ $code = 200 ] && [ -s $T/body ] && jq -e '.error_code == \"-1\" and .result == null' $T/body"
 code=$(post /share "{\"session\":\"$SESSION\",\"service\":\"KhongCo\"}")
 check "unknown service: error_code 404 naming it" \
-	sh -c "[ $code = 200 ] && jq -e '.error_code == 404 and (.message | contains(\"KhongCo\"))' $T/body"
+	sh -c "[ $code = 200 ] && [ -s $T/body ] && jq -e '.error_code == 404 and (.message | contains(\"KhongCo\"))' $T/body"
 code=$(post /integration 'this is not json')
-check "body not JSON: HTTP 400 with a JSON error" sh -c "[ $code = 400 ] && jq -e '.error' $T/body"
+check "body not JSON: HTTP 400 with a JSON error" sh -c "[ $code = 400 ] && [ -s $T/body ] && jq -e '.error' $T/body"
 head -c 1100000 /dev/zero | tr '\0' 'a' >"$T/big"
 code=$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$T/big" "$BASE/integration" || true)
 check "body over --max-body: HTTP 413" [ "$code" = 413 ]
@@ -181,7 +182,7 @@ faults '{"reset":true}'
 # ---- faults, each scoped to Ping (Echo must stay healthy) -------------------
 faults '{"service":"Ping","error_rate":1.0}'
 code=$(call Ping)
-check "error_rate 1.0 on Ping: HTTP 500 with a JSON error" sh -c "[ $code = 500 ] && jq -e '.error' $T/body"
+check "error_rate 1.0 on Ping: HTTP 500 with a JSON error" sh -c "[ $code = 500 ] && [ -s $T/body ] && jq -e '.error' $T/body"
 code=$(call Echo ',"data":[]')
 check "a fault scoped to Ping leaves Echo alone" [ "$code" = 200 ]
 
@@ -246,7 +247,7 @@ while :; do
 	sleep 0.05
 done
 check "hang: curl --max-time gives up, the sim frees the request at once" \
-	sh -c "[ $code = 000 ] && jq -e '.requests[-1].fault == \"hang\" and .requests[-1].status == 0' $T/body"
+	sh -c "[ $code = 000 ] && [ -s $T/body ] && jq -e '.requests[-1].fault == \"hang\" and .requests[-1].status == 0' $T/body"
 check "fault counters in the stats" \
 	jqb '.faults == {"error":1,"rate_limited":1,"hang":2,"malformed":2,"fail_next":2,"down":1}'
 
@@ -309,17 +310,17 @@ DST=
 start_sim gw --oauth2 lgsp-key:lgsp-secret --token-ttl 60
 code=$(post /auth '{"username":"lienthong","password":"secret"}')
 check "gateway: a call without a bearer token gets 401 with a JSON error" \
-	sh -c "[ $code = 401 ] && jq -e '.error == \"invalid_token\"' $T/body"
+	sh -c "[ $code = 401 ] && [ -s $T/body ] && jq -e '.error == \"invalid_token\"' $T/body"
 code=$(curl -s -o "$T/body" -w '%{http_code}' -u lgsp-key:wrong -d grant_type=client_credentials "$BASE/token" || true)
 check "gateway: wrong client secret gets 401" [ "$code" = 401 ]
 code=$(curl -s -o "$T/body" -w '%{http_code}' -u lgsp-key:lgsp-secret -d grant_type=client_credentials "$BASE/token" || true)
 TOKEN=$(jq -r '.access_token // empty' "$T/body")
 check "gateway: POST /token with client credentials gives a Bearer token" \
-	sh -c "[ $code = 200 ] && [ -n '$TOKEN' ] && jq -e '.token_type == \"Bearer\" and .expires_in == 60' $T/body"
+	sh -c "[ $code = 200 ] && [ -n '$TOKEN' ] && [ -s $T/body ] && jq -e '.token_type == \"Bearer\" and .expires_in == 60' $T/body"
 post /auth '{"username":"lienthong","password":"secret"}' -H "Authorization: Bearer $TOKEN" >/dev/null
 SESSION=$(jq -r '.session // empty' "$T/body")
 code=$(call Ping '' -H "Authorization: Bearer $TOKEN")
-check "gateway: login and Ping with the bearer token" sh -c "[ -n '$SESSION' ] && [ $code = 200 ] && jq -e '.error_code == 0' $T/body"
+check "gateway: login and Ping with the bearer token" sh -c "[ -n '$SESSION' ] && [ $code = 200 ] && [ -s $T/body ] && jq -e '.error_code == 0' $T/body"
 post /_sim/expire-tokens '{}' >/dev/null
 code=$(call Ping '' -H "Authorization: Bearer $TOKEN")
 check "gateway: an expired token gets 401" [ "$code" = 401 ]

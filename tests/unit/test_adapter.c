@@ -7,164 +7,30 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "adapter.h"
 #include "http.h"
 #include "log.h"
+#include "simproc.h"
 #include "tap.h"
 #include "util.h"
 
-#define PASSWORD "pw-Xq7-not-in-logs"
+#define PASSWORD	"pw-Xq7-not-in-logs"
 #define CONSUMER_SECRET "cs-Zz9-not-in-logs"
+/* Every simulator of this test: a fixed seed, and the password the adapter logs in with. */
+#define SIM_ARGS "--seed", "11", "--password", PASSWORD
 
-/* ---- the simulator as a child process ---------------------------------- */
-
-struct sim {
-	pid_t pid;
-	char dir[64];
-	char url[64];
-};
-
-static int sim_start(struct sim *s, const char *const *extra)
-{
-	const char *build = getenv("BUILD");
-	char *bin = xasprintf("%s/lienthong-sim", build && *build ? build : "build");
-	char *pf = NULL, *log = NULL, *port = NULL;
-	const char *argv[32];
-	size_t n = 0;
-	int r = -1;
-
-	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/test_adapter.XXXXXX");
-	if (!mkdtemp(s->dir))
-		goto out;
-	pf = xasprintf("%s/port", s->dir);
-	log = xasprintf("%s/sim.log", s->dir);
-	argv[n++] = bin;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--port-file";
-	argv[n++] = pf;
-	argv[n++] = "--seed";
-	argv[n++] = "11";
-	argv[n++] = "--password";
-	argv[n++] = PASSWORD;
-	for (size_t i = 0; extra && extra[i] && n < LT_ARRAY_SIZE(argv) - 1; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	s->pid = fork();
-	if (s->pid < 0)
-		goto out;
-	if (s->pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 500; i++) {
-		size_t len;
-		if (read_file_bounded(pf, 64, &port, &len) == 0 && len > 0)
-			break;
-		free(port);
-		port = NULL;
-		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-			s->pid = 0;
-			goto out;
-		}
-		usleep(10000);
-	}
-	if (!port)
-		goto out;
-	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", atoi(port));
-	r = 0;
-out:
-	if (r < 0)
-		printf("# cannot start %s (see %s)\n", bin, log ? log : "?");
-	free(bin);
-	free(pf);
-	free(log);
-	free(port);
-	return r;
-}
-
-static void sim_stop(struct sim *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-	}
-	if (s->dir[0]) {
-		char *p = xasprintf("%s/port", s->dir);
-		unlink(p);
-		free(p);
-		p = xasprintf("%s/sim.log", s->dir);
-		unlink(p);
-		free(p);
-		rmdir(s->dir);
-		s->dir[0] = '\0';
-	}
-}
-
-static size_t collect(char *p, size_t size, size_t nmemb, void *ud)
-{
-	dynbuf_add(ud, p, size * nmemb);
-	return size * nmemb;
-}
-
-/* Synchronous control request to the simulator (not through the code under test). */
-static json_t *sim_ctl(const struct sim *s, const char *path, const char *post_body)
-{
-	struct dynbuf b;
-	json_t *j = NULL;
-	char *url = xasprintf("%s%s", s->url, path);
-	CURL *e = curl_easy_init();
-	dynbuf_init(&b, 1 << 20);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
-	if (post_body)
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, post_body);
-	if (curl_easy_perform(e) == CURLE_OK && b.data)
-		j = json_loads(b.data, 0, NULL);
-	curl_easy_cleanup(e);
-	dynbuf_free(&b);
-	free(url);
-	return j;
-}
-
-static void sim_post(const struct sim *s, const char *path, const char *json)
-{
-	json_decref(sim_ctl(s, path, json));
-}
-
-static long long sim_stat(const struct sim *s, const char *key)
-{
-	json_t *j = sim_ctl(s, "/_sim/stats", NULL);
-	long long v = j ? json_integer_value(json_object_get(j, key)) : -1;
-	json_decref(j);
-	return v;
-}
-
-/* ---- results and the loop ---------------------------------------------- */
+/* ---- results ---------------------------------------------------------- */
 
 struct ares {
 	int calls;
@@ -204,24 +70,6 @@ static void on_adone(const struct adapter_answer *a, enum http_outcome o, const 
 	r->result = a->result ? json_deep_copy(a->result) : NULL;
 	if (r->counter)
 		(*r->counter)++;
-}
-
-static bool run_until(sd_event *ev, const int *counter, int want, int64_t timeout_ms)
-{
-	uint64_t end = now_mono_us() + (uint64_t)timeout_ms * 1000;
-	while (*counter < want) {
-		if (now_mono_us() >= end)
-			return false;
-		sd_event_run(ev, 20000);
-	}
-	return true;
-}
-
-static void run_for(sd_event *ev, int64_t ms)
-{
-	uint64_t end = now_mono_us() + (uint64_t)ms * 1000;
-	while (now_mono_us() < end)
-		sd_event_run(ev, 5000);
 }
 
 static bool contains(const char *s, const char *sub)
@@ -298,7 +146,7 @@ static void call1(sd_event *ev, struct ad *d, const char *service, json_t *param
 		printf("# adapter_call: %d\n", rc);
 	if (r->calls)
 		printf("# done called from inside adapter_call\n");
-	if (!run_until(ev, &n, 1, 8000))
+	if (!simproc_run_until(ev, &n, 1, 8000))
 		printf("# call %s did not complete\n", service);
 	r->counter = NULL;
 }
@@ -379,27 +227,26 @@ static void test_options(void)
 		enum conf_type type;
 		size_t off;
 	} want[] = {
-		{ "auth", "session", CONF_ENUM, offsetof(struct adapter_opts, auth) },
-		{ "auth_endpoint", "/auth", CONF_STRING,
-		  offsetof(struct adapter_opts, auth_endpoint) },
-		{ "integration_endpoint", "/integration", CONF_STRING,
-		  offsetof(struct adapter_opts, integration_endpoint) },
-		{ "share_endpoint", "/share", CONF_STRING,
-		  offsetof(struct adapter_opts, share_endpoint) },
-		{ "username", NULL, CONF_STRING, offsetof(struct adapter_opts, username) },
-		{ "password", NULL, CONF_SECRET, offsetof(struct adapter_opts, password) },
-		{ "dstcode", NULL, CONF_STRING, offsetof(struct adapter_opts, dstcode) },
-		{ "madonvi", NULL, CONF_STRING, offsetof(struct adapter_opts, madonvi) },
-		{ "token_url", NULL, CONF_URL, offsetof(struct adapter_opts, token_url) },
-		{ "consumer_key", NULL, CONF_STRING, offsetof(struct adapter_opts, consumer_key) },
-		{ "consumer_secret", NULL, CONF_SECRET,
-		  offsetof(struct adapter_opts, consumer_secret) },
-		{ "success_codes", "0,00", CONF_STRING,
-		  offsetof(struct adapter_opts, success_codes) },
-		{ "expired_codes", "-1", CONF_STRING,
-		  offsetof(struct adapter_opts, expired_codes) },
-		{ "expired_pattern", "hết hạn|expired|session", CONF_STRING,
-		  offsetof(struct adapter_opts, expired_pattern) },
+		{"auth", "session", CONF_ENUM, offsetof(struct adapter_opts, auth)},
+		{"auth_endpoint", "/auth", CONF_STRING,
+		 offsetof(struct adapter_opts, auth_endpoint)},
+		{"integration_endpoint", "/integration", CONF_STRING,
+		 offsetof(struct adapter_opts, integration_endpoint)},
+		{"share_endpoint", "/share", CONF_STRING,
+		 offsetof(struct adapter_opts, share_endpoint)},
+		{"username", NULL, CONF_STRING, offsetof(struct adapter_opts, username)},
+		{"password", NULL, CONF_SECRET, offsetof(struct adapter_opts, password)},
+		{"dstcode", NULL, CONF_STRING, offsetof(struct adapter_opts, dstcode)},
+		{"madonvi", NULL, CONF_STRING, offsetof(struct adapter_opts, madonvi)},
+		{"token_url", NULL, CONF_URL, offsetof(struct adapter_opts, token_url)},
+		{"consumer_key", NULL, CONF_STRING, offsetof(struct adapter_opts, consumer_key)},
+		{"consumer_secret", NULL, CONF_SECRET,
+		 offsetof(struct adapter_opts, consumer_secret)},
+		{"success_codes", "0,00", CONF_STRING,
+		 offsetof(struct adapter_opts, success_codes)},
+		{"expired_codes", "-1", CONF_STRING, offsetof(struct adapter_opts, expired_codes)},
+		{"expired_pattern", "hết hạn|expired|session", CONF_STRING,
+		 offsetof(struct adapter_opts, expired_pattern)},
 	};
 	size_t n = 0;
 	bool good = true;
@@ -423,9 +270,12 @@ static void test_options(void)
 
 static void test_new(struct http_core *core)
 {
-	struct http_opts ho = { .url = "http://127.0.0.1:9", .concurrency = 1, .max_attempts = 1,
-				.timeout_ms = 1000, .connect_timeout_ms = 1000,
-				.max_response_bytes = 1024 };
+	struct http_opts ho = {.url = "http://127.0.0.1:9",
+			       .concurrency = 1,
+			       .max_attempts = 1,
+			       .timeout_ms = 1000,
+			       .connect_timeout_ms = 1000,
+			       .max_response_bytes = 1024};
 	struct http_client *h = NULL;
 	struct adapter *a = NULL;
 	char *err = NULL;
@@ -471,10 +321,10 @@ static enum http_outcome not_a_failure(const struct adapter_answer *a, enum http
 	return HTTP_OK;
 }
 
-static void test_session(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_session(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct ad d;
-	struct ares r = { 0 };
+	struct ares r = {0};
 	struct adapter_opts o = aopts(ADAPTER_AUTH_SESSION);
 	if (ad_new(&d, core, s->url, 3, &o) < 0)
 		return;
@@ -488,14 +338,14 @@ static void test_session(sd_event *ev, struct http_core *core, const struct sim 
 	   "the result array is handed over");
 	is_int(adapter_logins(d.a), 1, "one login");
 	ok(adapter_has_session(d.a), "a session is held");
-	is_int(sim_stat(s, "logins"), 1, "the simulator saw one login");
+	is_int(simproc_stat(s, "logins"), 1, "the simulator saw one login");
 
 	/* the share endpoint, and a second call on the same session */
 	int n = 0;
 	ares_clear(&r);
 	r.counter = &n;
 	adapter_call(d.a, ADAPTER_SHARE, "Ping", NULL, NULL, on_adone, &r);
-	run_until(ev, &n, 1, 5000);
+	simproc_run_until(ev, &n, 1, 5000);
 	is_int(r.o, HTTP_OK, "a call on the share endpoint is ok");
 	is_int(adapter_logins(d.a), 1, "the session is reused");
 
@@ -522,18 +372,19 @@ static void test_session(sd_event *ev, struct http_core *core, const struct sim 
 	ares_clear(&r);
 	r.counter = &n;
 	adapter_call(d.a, ADAPTER_INTEGRATION, "KhongCo", NULL, not_a_failure, on_adone, &r);
-	run_until(ev, &n, 1, 5000);
+	simproc_run_until(ev, &n, 1, 5000);
 	is_int(r.classified, 1, "a connector's classify sees the parsed answer and the default");
 	is_int(r.o, HTTP_OK, "a connector's classify can turn a failure into ok");
 
 	/* expired session: one transparent re-login */
-	long long before = sim_stat(s, "logins");
-	sim_post(s, "/_sim/expire-sessions", "{}");
+	long long before = simproc_stat(s, "logins");
+	simproc_post(s, "/_sim/expire-sessions", "{}");
 	call1(ev, &d, "Ping", NULL, &r);
 	is_int(r.o, HTTP_OK, "a call on an expired session logs in again and succeeds");
 	is_int(adapter_logins(d.a), 2, "the adapter logged in a second time");
-	is_int(sim_stat(s, "logins"), before + 1, "the simulator saw exactly one more login");
-	ok(sim_stat(s, "sessions_expired_answers") >= 1, "the simulator did answer \"expired\"");
+	is_int(simproc_stat(s, "logins"), before + 1, "the simulator saw exactly one more login");
+	ok(simproc_stat(s, "sessions_expired_answers") >= 1,
+	   "the simulator did answer \"expired\"");
 
 	/* explicit login */
 	n = 0;
@@ -541,14 +392,14 @@ static void test_session(sd_event *ev, struct http_core *core, const struct sim 
 	r.counter = &n;
 	is_int(adapter_login(d.a, on_adone, &r), 0, "adapter_login starts");
 	is_int(r.calls, 0, "adapter_login does not complete from inside the call");
-	run_until(ev, &n, 1, 5000);
+	simproc_run_until(ev, &n, 1, 5000);
 	is_int(r.o, HTTP_OK, "adapter_login succeeds");
 	is_int(adapter_logins(d.a), 3, "and logged in again");
 	ad_free(&d);
 	ares_clear(&r);
 }
 
-static void test_many_one_login(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_many_one_login(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct ad d;
 	struct ares r[20];
@@ -556,14 +407,14 @@ static void test_many_one_login(sd_event *ev, struct http_core *core, const stru
 	int n = 0;
 	if (ad_new(&d, core, s->url, 3, &o) < 0)
 		return;
-	long long before = sim_stat(s, "logins");
+	long long before = simproc_stat(s, "logins");
 	memset(r, 0, sizeof(r));
 	for (int i = 0; i < 20; i++) {
 		r[i].counter = &n;
 		adapter_call(d.a, i % 2 ? ADAPTER_SHARE : ADAPTER_INTEGRATION, "Ping", NULL, NULL,
 			     on_adone, &r[i]);
 	}
-	ok(run_until(ev, &n, 20, 8000), "twenty calls made before any login complete");
+	ok(simproc_run_until(ev, &n, 20, 8000), "twenty calls made before any login complete");
 	bool all = true, once = true;
 	for (int i = 0; i < 20; i++) {
 		if (r[i].o != HTTP_OK)
@@ -575,16 +426,16 @@ static void test_many_one_login(sd_event *ev, struct http_core *core, const stru
 	ok(all, "all of them succeed");
 	ok(once, "each done called exactly once");
 	is_int(adapter_logins(d.a), 1, "they shared one login");
-	is_int(sim_stat(s, "logins"), before + 1, "the simulator saw one login");
+	is_int(simproc_stat(s, "logins"), before + 1, "the simulator saw one login");
 
 	/* all twenty again after an expiry: still one re-login for all */
-	sim_post(s, "/_sim/expire-sessions", "{}");
+	simproc_post(s, "/_sim/expire-sessions", "{}");
 	n = 0;
 	for (int i = 0; i < 20; i++) {
 		r[i].counter = &n;
 		adapter_call(d.a, ADAPTER_INTEGRATION, "Ping", NULL, NULL, on_adone, &r[i]);
 	}
-	ok(run_until(ev, &n, 20, 8000), "twenty calls on an expired session complete");
+	ok(simproc_run_until(ev, &n, 20, 8000), "twenty calls on an expired session complete");
 	all = true;
 	for (int i = 0; i < 20; i++) {
 		if (r[i].o != HTTP_OK)
@@ -596,28 +447,28 @@ static void test_many_one_login(sd_event *ev, struct http_core *core, const stru
 	ad_free(&d);
 }
 
-static void test_failures(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_failures(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct ad d;
-	struct ares r = { 0 }, r2 = { 0 };
+	struct ares r = {0}, r2 = {0};
 	struct adapter_opts o = aopts(ADAPTER_AUTH_SESSION);
 	int n = 0;
 
-	/* wrong password: every waiting call fails with the adapter's message */
+	/* wrong password: every waiting call is left to retry, with the message */
 	o.password = "wrong";
 	if (ad_new(&d, core, s->url, 3, &o) < 0)
 		return;
 	r.counter = r2.counter = &n;
 	adapter_call(d.a, ADAPTER_INTEGRATION, "Ping", NULL, NULL, on_adone, &r);
 	adapter_call(d.a, ADAPTER_INTEGRATION, "Ping", NULL, NULL, on_adone, &r2);
-	run_until(ev, &n, 2, 5000);
-	ok(r.o == HTTP_FAIL && r2.o == HTTP_FAIL,
-	   "a refused login fails the waiting calls for good");
+	simproc_run_until(ev, &n, 2, 5000);
+	ok(r.o == HTTP_RETRY && r2.o == HTTP_RETRY,
+	   "a refused login leaves the waiting calls to be retried, never failed for good");
 	ok(contains(r.why, "Sai tên đăng nhập hoặc mật khẩu"), "with the adapter's message (%s)",
 	   r.why);
 	ok(r.calls == 1 && r2.calls == 1, "each exactly once");
 	ok(!adapter_has_session(d.a), "no session is held");
-	is_int(sim_stat(s, "logins_failed"), 1, "one failed login, not retried");
+	is_int(simproc_stat(s, "logins_failed"), 1, "one failed login, not retried");
 	ad_free(&d);
 	ares_clear(&r);
 	ares_clear(&r2);
@@ -626,11 +477,11 @@ static void test_failures(sd_event *ev, struct http_core *core, const struct sim
 	o = aopts(ADAPTER_AUTH_SESSION);
 	if (ad_new(&d, core, s->url, 2, &o) < 0)
 		return;
-	sim_post(s, "/_sim/faults", "{\"reset\":true,\"down\":true}");
+	simproc_faults(s, "{\"reset\":true,\"down\":true}");
 	call1(ev, &d, "Ping", NULL, &r);
 	is_int(r.o, HTTP_RETRY, "a login hitting 503 gives retry");
 	ok(contains(r.why, "login failed") && contains(r.why, "503"), "saying so (%s)", r.why);
-	sim_post(s, "/_sim/faults", "{\"reset\":true}");
+	simproc_faults(s, "{\"reset\":true}");
 	call1(ev, &d, "Ping", NULL, &r);
 	is_int(r.o, HTTP_OK, "once the server is back the next call logs in and succeeds");
 
@@ -639,10 +490,10 @@ static void test_failures(sd_event *ev, struct http_core *core, const struct sim
 	if (ad_new(&d, core, s->url, 1, &o) < 0)
 		return;
 	call1(ev, &d, "Ping", NULL, &r);
-	sim_post(s, "/_sim/faults", "{\"reset\":true,\"malformed_rate\":1.0}");
+	simproc_faults(s, "{\"reset\":true,\"malformed_rate\":1.0}");
 	call1(ev, &d, "Ping", NULL, &r);
 	call1(ev, &d, "Ping", NULL, &r2);
-	sim_post(s, "/_sim/faults", "{\"reset\":true}");
+	simproc_faults(s, "{\"reset\":true}");
 	struct ares *html = contains(r.why, "text/html") ? &r : &r2;
 	struct ares *trunc = html == &r ? &r2 : &r;
 	ok(r.o == HTTP_RETRY && r2.o == HTTP_RETRY, "malformed answers are retried");
@@ -660,7 +511,7 @@ static void test_failures(sd_event *ev, struct http_core *core, const struct sim
 	if (ad_new(&d, core, s->url, 1, &o) < 0)
 		return;
 	call1(ev, &d, "KhongCo", NULL, &r);
-	is_int(r.o, HTTP_FAIL, "an expiry right after a re-login fails for good");
+	is_int(r.o, HTTP_RETRY, "an expiry right after a re-login is retried later, not failed");
 	is_str(r.why, "session rejected after re-login", "saying so");
 	is_int(adapter_logins(d.a), 2, "after exactly one re-login");
 
@@ -678,12 +529,12 @@ static void test_failures(sd_event *ev, struct http_core *core, const struct sim
 	ares_clear(&r);
 }
 
-static void test_wrap(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_wrap(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct ad d;
-	struct ares r = { 0 };
+	struct ares r = {0};
 	struct adapter_opts o = aopts(ADAPTER_AUTH_SESSION);
-	sim_post(s, "/_sim/faults", "{\"reset\":true,\"wrap_message\":true}");
+	simproc_faults(s, "{\"reset\":true,\"wrap_message\":true}");
 	if (ad_new(&d, core, s->url, 2, &o) < 0)
 		return;
 	call1(ev, &d, "Ping", NULL, &r);
@@ -692,15 +543,15 @@ static void test_wrap(sd_event *ev, struct http_core *core, const struct sim *s)
 	call1(ev, &d, "KhongCo", NULL, &r);
 	ok(r.o == HTTP_FAIL && contains(r.why, "Dịch vụ không tồn tại"),
 	   "a wrapped failure carries its message");
-	sim_post(s, "/_sim/expire-sessions", "{}");
+	simproc_post(s, "/_sim/expire-sessions", "{}");
 	call1(ev, &d, "Ping", NULL, &r);
 	ok(r.o == HTTP_OK && adapter_logins(d.a) == 2, "a wrapped expiry is recognised too");
-	sim_post(s, "/_sim/faults", "{\"reset\":true}");
+	simproc_faults(s, "{\"reset\":true}");
 	ad_free(&d);
 	ares_clear(&r);
 }
 
-static void test_cancel(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_cancel(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct ad d;
 	struct ares r[3];
@@ -710,13 +561,13 @@ static void test_cancel(sd_event *ev, struct http_core *core, const struct sim *
 		return;
 	memset(r, 0, sizeof(r));
 	call1(ev, &d, "Ping", NULL, &r[0]);
-	sim_post(s, "/_sim/faults", "{\"reset\":true,\"latency_ms\":300}");
+	simproc_faults(s, "{\"reset\":true,\"latency_ms\":300}");
 	for (int i = 0; i < 3; i++) {
 		ares_clear(&r[i]);
 		r[i].counter = &n;
 		adapter_call(d.a, ADAPTER_INTEGRATION, "Ping", NULL, NULL, on_adone, &r[i]);
 	}
-	run_for(ev, 50);
+	simproc_run_for(ev, 50);
 	adapter_free(d.a);
 	d.a = NULL;
 	bool cancelled = true;
@@ -724,7 +575,7 @@ static void test_cancel(sd_event *ev, struct http_core *core, const struct sim *
 		if (r[i].calls != 1 || r[i].o != HTTP_RETRY || !contains(r[i].why, "cancelled"))
 			cancelled = false;
 	ok(cancelled, "adapter_free cancels calls in flight, once each");
-	run_for(ev, 400);
+	simproc_run_for(ev, 400);
 	is_int(n, 3, "their HTTP completions later call nobody");
 	http_client_free(d.http);
 
@@ -737,21 +588,21 @@ static void test_cancel(sd_event *ev, struct http_core *core, const struct sim *
 		r[i].counter = &n;
 		adapter_call(d.a, ADAPTER_INTEGRATION, "Ping", NULL, NULL, on_adone, &r[i]);
 	}
-	run_for(ev, 50);
+	simproc_run_for(ev, 50);
 	adapter_free(d.a);
 	d.a = NULL;
 	ok(n == 2 && r[0].o == HTTP_RETRY && r[1].o == HTTP_RETRY,
 	   "adapter_free cancels calls waiting for the login");
 	http_client_free(d.http);
-	sim_post(s, "/_sim/faults", "{\"reset\":true}");
+	simproc_faults(s, "{\"reset\":true}");
 	for (int i = 0; i < 3; i++)
 		ares_clear(&r[i]);
 }
 
-static void test_oauth2(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_oauth2(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct ad d;
-	struct ares r = { 0 };
+	struct ares r = {0};
 	struct adapter_opts o = aopts(ADAPTER_AUTH_BOTH);
 	char *token_url = xasprintf("%s/token", s->url);
 	o.token_url = token_url;
@@ -761,15 +612,15 @@ static void test_oauth2(sd_event *ev, struct http_core *core, const struct sim *
 		return;
 	call1(ev, &d, "Ping", NULL, &r);
 	is_int(r.o, HTTP_OK, "oauth2+session: token, login and Ping are ok");
-	is_int(sim_stat(s, "tokens_issued"), 1, "one token was issued");
-	is_int(sim_stat(s, "logins"), 1, "one login through the gateway");
+	is_int(simproc_stat(s, "tokens_issued"), 1, "one token was issued");
+	is_int(simproc_stat(s, "logins"), 1, "one login through the gateway");
 	call1(ev, &d, "Ping", NULL, &r);
-	is_int(sim_stat(s, "tokens_issued"), 1, "the token is reused");
+	is_int(simproc_stat(s, "tokens_issued"), 1, "the token is reused");
 
-	sim_post(s, "/_sim/expire-tokens", "{}");
+	simproc_post(s, "/_sim/expire-tokens", "{}");
 	call1(ev, &d, "Ping", NULL, &r);
 	is_int(r.o, HTTP_OK, "a 401 for a revoked token refreshes it once and succeeds");
-	is_int(sim_stat(s, "tokens_issued"), 2, "a second token was issued");
+	is_int(simproc_stat(s, "tokens_issued"), 2, "a second token was issued");
 	ad_free(&d);
 
 	/* no token at all: the gateway says 401 */
@@ -777,8 +628,8 @@ static void test_oauth2(sd_event *ev, struct http_core *core, const struct sim *
 	if (ad_new(&d, core, s->url, 2, &so) < 0)
 		return;
 	call1(ev, &d, "Ping", NULL, &r);
-	ok(r.o == HTTP_FAIL && contains(r.why, "HTTP 401"),
-	   "without a token the gateway's 401 fails the call (%s)", r.why);
+	ok(r.o == HTTP_RETRY && contains(r.why, "HTTP 401"),
+	   "without a token the gateway's 401 leaves the call to retry (%s)", r.why);
 	ad_free(&d);
 
 	/* wrong consumer secret */
@@ -786,18 +637,18 @@ static void test_oauth2(sd_event *ev, struct http_core *core, const struct sim *
 	if (ad_new(&d, core, s->url, 2, &o) < 0)
 		return;
 	call1(ev, &d, "Ping", NULL, &r);
-	ok(r.o == HTTP_FAIL && contains(r.why, "token request failed: HTTP 401"),
-	   "a refused client secret fails for good (%s)", r.why);
+	ok(r.o == HTTP_RETRY && contains(r.why, "token request failed: HTTP 401"),
+	   "a refused client secret leaves calls to retry (%s)", r.why);
 	ok(contains(r.why, "Sai consumer key"), "with the gateway's error_description");
 	ad_free(&d);
 	free(token_url);
 	ares_clear(&r);
 }
 
-static void test_dstcode(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_dstcode(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct ad d;
-	struct ares r = { 0 };
+	struct ares r = {0};
 	struct adapter_opts o = aopts(ADAPTER_AUTH_SESSION);
 	o.dstcode = "H31-DST";
 	if (ad_new(&d, core, s->url, 1, &o) < 0)
@@ -809,7 +660,7 @@ static void test_dstcode(sd_event *ev, struct http_core *core, const struct sim 
 	if (ad_new(&d, core, s->url, 1, &o) < 0)
 		return;
 	call1(ev, &d, "Ping", NULL, &r);
-	ok(r.o == HTTP_FAIL && contains(r.why, "dstcode"), "a missing dstcode is refused (%s)",
+	ok(r.o == HTTP_RETRY && contains(r.why, "dstcode"), "a missing dstcode is refused (%s)",
 	   r.why);
 	ad_free(&d);
 	ares_clear(&r);
@@ -830,7 +681,7 @@ static bool has_hex32(const char *s)
 
 int main(void)
 {
-	struct sim s;
+	struct simproc s;
 	sd_event *ev = NULL;
 	uint64_t t0 = now_mono_us();
 	char logpath[] = "/tmp/test_adapter.log.XXXXXX";
@@ -848,7 +699,8 @@ int main(void)
 	struct http_core *core = http_core_new(ev);
 	test_new(core);
 
-	if (sim_start(&s, NULL) == 0) {
+	const char *plain[] = {SIM_ARGS, NULL};
+	if (simproc_start(&s, "test_adapter", plain) == 0) {
 		test_session(ev, core, &s);
 		test_many_one_login(ev, core, &s);
 		test_failures(ev, core, &s);
@@ -857,19 +709,19 @@ int main(void)
 	} else {
 		ok(0, "the simulator starts ($BUILD/lienthong-sim)");
 	}
-	sim_stop(&s);
-	const char *oauth[] = { "--oauth2", "lt-key:" CONSUMER_SECRET, NULL };
-	if (sim_start(&s, oauth) == 0)
+	simproc_stop(&s);
+	const char *oauth[] = {SIM_ARGS, "--oauth2", "lt-key:" CONSUMER_SECRET, NULL};
+	if (simproc_start(&s, "test_adapter", oauth) == 0)
 		test_oauth2(ev, core, &s);
 	else
 		ok(0, "the simulator starts with --oauth2");
-	sim_stop(&s);
-	const char *dst[] = { "--dstcode", "H31-DST", NULL };
-	if (sim_start(&s, dst) == 0)
+	simproc_stop(&s);
+	const char *dst[] = {SIM_ARGS, "--dstcode", "H31-DST", NULL};
+	if (simproc_start(&s, "test_adapter", dst) == 0)
 		test_dstcode(ev, core, &s);
 	else
 		ok(0, "the simulator starts with --dstcode");
-	sim_stop(&s);
+	simproc_stop(&s);
 
 	is_int(http_core_pending(core), 0, "nothing pending at the end");
 	http_core_free(core);

@@ -31,14 +31,15 @@ static bool has_error(const struct conf_errors *e, const char *needle)
 
 static void test_valid(void)
 {
-	struct conf_errors e = { 0 };
+	struct conf_errors e = {0};
 	struct config *c = NULL;
-	char *p = write_conf("ok.conf", "[daemon]\nlog_level = debug\nshutdown_timeout = 3s\n"
-					"[store]\npath = /tmp/x.db\nmax_size = 1G\n"
-					"[control]\nmode = 0600\n"
-					"[connector.drop]\ntype = files\nin_dir = /tmp/in\n"
-					"[flow.move]\ntype = relay\nsource = drop\nsink = drop\ninterval = 5m\n"
-					"jitter = 30s\n");
+	char *p = write_conf(
+		"ok.conf", "[daemon]\nlog_level = debug\nshutdown_timeout = 3s\n"
+			   "[store]\npath = /tmp/x.db\nmax_size = 1G\n"
+			   "[control]\nmode = 0600\n"
+			   "[connector.drop]\ntype = files\nin_dir = /tmp/in\n"
+			   "[flow.move]\ntype = relay\nsource = drop\nsink = drop\ninterval = 5m\n"
+			   "jitter = 30s\n");
 	int r = conf_load(p, &c, &e);
 	is_int(r, 0, "a valid file loads");
 	for (size_t i = 0; i < e.n; i++)
@@ -62,7 +63,7 @@ static void test_valid(void)
 
 static void test_errors(void)
 {
-	struct conf_errors e = { 0 };
+	struct conf_errors e = {0};
 	struct config *c = NULL;
 	char *p = write_conf("bad.conf", "[daemon]\n"		      /* 1 */
 					 "log_level = loud\n"	      /* 2 */
@@ -112,12 +113,13 @@ static void test_errors(void)
 
 static void test_secret(void)
 {
-	struct conf_errors e = { 0 };
+	struct conf_errors e = {0};
 	struct config *c = NULL;
 	char *secret = xasprintf("%s/pw", dir);
 	write_file_atomic(secret, "hunter2\n", 8, 0644);
 	char *text = xasprintf("[connector.nat]\ntype = adapter\nurl = http://127.0.0.1:1\n"
-			       "password = %s\n", secret);
+			       "password = %s\n",
+			       secret);
 	char *p = write_conf("sec.conf", text);
 	int r = conf_load(p, &c, &e);
 	ok(r < 0 && has_error(&e, "sec.conf:4:") && has_error(&e, "must not be readable by others"),
@@ -146,7 +148,7 @@ static void test_template(void)
 	ok(r == 0 && glen == clen && memcmp(gen, committed, glen) == 0,
 	   "etc/lienthong.conf is what the option tables generate (make etc/lienthong.conf)");
 	/* The template itself is a valid configuration (every key commented). */
-	struct conf_errors e = { 0 };
+	struct conf_errors e = {0};
 	struct config *c = NULL;
 	is_int(conf_load(path, &c, &e), 0, "the generated template loads");
 	conf_free(c);

@@ -396,8 +396,7 @@ static void test_basic_commands(const char *path)
 	size_t i, seen = 0;
 	json_t *c;
 	const char *pause_level = NULL, *status_level = NULL;
-	json_array_foreach(json_object_get(json_object_get(a, "result"), "commands"), i, c)
-	{
+	json_array_foreach (json_object_get(json_object_get(a, "result"), "commands"), i, c) {
 		const char *name = json_string_value(json_object_get(c, "name"));
 		seen++;
 		if (name && !strcmp(name, "pause"))

@@ -84,16 +84,6 @@ static void conn_drop(struct conn *c)
 	free(c);
 }
 
-static void batch_free(struct conn_batch *b)
-{
-	if (!b)
-		return;
-	json_decref(b->records);
-	free(b->token);
-	free(b->origin);
-	free(b);
-}
-
 struct result {
 	bool called;
 	int calls;
@@ -104,7 +94,7 @@ struct result {
 
 static void result_clear(struct result *r)
 {
-	batch_free(r->b);
+	conn_batch_free(r->b);
 	free(r->msg);
 	memset(r, 0, sizeof(*r));
 }
@@ -246,8 +236,7 @@ static void empty_dir(const char *dir)
 	json_t *a = list_dir(dir);
 	size_t i;
 	json_t *v;
-	json_array_foreach(a, i, v)
-	{
+	json_array_foreach (a, i, v) {
 		char *p = path_of(dir, json_string_value(v));
 		unlink(p);
 		free(p);
@@ -422,7 +411,7 @@ static void test_parse(void)
 	/* An unacknowledged file is delivered again. */
 	put_str(in, "again.jsonl", "{\"a\":1}\n", 50);
 	do_pull(c, &r, &sync);
-	batch_free(r.b);
+	conn_batch_free(r.b);
 	r.b = NULL;
 	do_pull(c, &r, &sync);
 	ok(r.b && !strcmp(r.b->token, "again.jsonl"),
@@ -649,8 +638,9 @@ static void test_push(void)
 	bool no_tmp = true;
 	size_t i;
 	json_t *v;
-	json_array_foreach(names, i, v) if (json_string_value(v)[0] == '.' ||
-					    strstr(json_string_value(v), ".tmp")) no_tmp = false;
+	json_array_foreach (names, i, v)
+		if (json_string_value(v)[0] == '.' || strstr(json_string_value(v), ".tmp"))
+			no_tmp = false;
 	ok(no_tmp, "no temporary file is left in out_dir");
 	{
 		struct stat st;

@@ -16,8 +16,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <systemd/sd-event.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,140 +26,11 @@
 
 #include "http.h"
 #include "log.h"
+#include "simproc.h"
 #include "tap.h"
 #include "util.h"
 
-/* ---- the simulator as a child process ---------------------------------- */
-
-struct sim {
-	pid_t pid;
-	char dir[64];
-	char url[64];
-};
-
-static int sim_start(struct sim *s, const char *const *extra)
-{
-	const char *build = getenv("BUILD");
-	char *bin = xasprintf("%s/lienthong-sim", build && *build ? build : "build");
-	char *pf = NULL, *log = NULL, *port = NULL;
-	const char *argv[32];
-	size_t n = 0;
-	int r = -1;
-
-	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/test_http.XXXXXX");
-	if (!mkdtemp(s->dir))
-		goto out;
-	pf = xasprintf("%s/port", s->dir);
-	log = xasprintf("%s/sim.log", s->dir);
-	argv[n++] = bin;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--port-file";
-	argv[n++] = pf;
-	argv[n++] = "--seed";
-	argv[n++] = "7";
-	for (size_t i = 0; extra && extra[i] && n < LT_ARRAY_SIZE(argv) - 1; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	s->pid = fork();
-	if (s->pid < 0)
-		goto out;
-	if (s->pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(bin, (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 500; i++) {
-		size_t len;
-		if (read_file_bounded(pf, 64, &port, &len) == 0 && len > 0)
-			break;
-		free(port);
-		port = NULL;
-		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-			s->pid = 0;
-			goto out;
-		}
-		usleep(10000);
-	}
-	if (!port)
-		goto out;
-	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", atoi(port));
-	r = 0;
-out:
-	if (r < 0)
-		fprintf(stderr, "# cannot start %s (see %s)\n", bin, log ? log : "?");
-	free(bin);
-	free(pf);
-	free(log);
-	free(port);
-	return r;
-}
-
-static void sim_stop(struct sim *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-	}
-	if (s->dir[0]) {
-		char *p = xasprintf("%s/port", s->dir);
-		unlink(p);
-		free(p);
-		p = xasprintf("%s/sim.log", s->dir);
-		unlink(p);
-		free(p);
-		rmdir(s->dir);
-	}
-}
-
-static size_t collect(char *p, size_t size, size_t nmemb, void *ud)
-{
-	dynbuf_add(ud, p, size * nmemb);
-	return size * nmemb;
-}
-
-/* Synchronous control request to the simulator (not through the code under test). */
-static json_t *sim_ctl(const struct sim *s, const char *path, const char *post_body)
-{
-	struct dynbuf b;
-	json_t *j = NULL;
-	char *url = xasprintf("%s%s", s->url, path);
-	CURL *e = curl_easy_init();
-	dynbuf_init(&b, 1 << 20);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
-	if (post_body)
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, post_body);
-	if (curl_easy_perform(e) == CURLE_OK && b.data)
-		j = json_loads(b.data, 0, NULL);
-	curl_easy_cleanup(e);
-	dynbuf_free(&b);
-	free(url);
-	return j;
-}
-
-static void sim_faults(const struct sim *s, const char *json)
-{
-	json_decref(sim_ctl(s, "/_sim/faults", json));
-}
-
-static long long sim_stat(const struct sim *s, const char *key)
-{
-	json_t *j = sim_ctl(s, "/_sim/stats", NULL);
-	long long v = j ? json_integer_value(json_object_get(j, key)) : -1;
-	json_decref(j);
-	return v;
-}
-
-/* ---- results and the loop ---------------------------------------------- */
+/* ---- results ---------------------------------------------------------- */
 
 static bool in_submit;
 static int done_inside_submit;
@@ -231,24 +100,6 @@ static struct http_request *post(void)
 	return r;
 }
 
-static bool run_until(sd_event *ev, const int *counter, int want, int64_t timeout_ms)
-{
-	uint64_t end = now_mono_us() + (uint64_t)timeout_ms * 1000;
-	while (*counter < want) {
-		if (now_mono_us() >= end)
-			return false;
-		sd_event_run(ev, 20000);
-	}
-	return true;
-}
-
-static void run_for(sd_event *ev, int64_t ms)
-{
-	uint64_t end = now_mono_us() + (uint64_t)ms * 1000;
-	while (now_mono_us() < end)
-		sd_event_run(ev, 5000);
-}
-
 static struct http_opts base_opts(const char *url)
 {
 	struct http_opts o = {
@@ -288,7 +139,7 @@ static bool contains(const char *s, const char *sub)
 
 static void test_pure(void)
 {
-	struct http_opts o = { .backoff_base_ms = 100, .backoff_cap_ms = 5000 };
+	struct http_opts o = {.backoff_base_ms = 100, .backoff_cap_ms = 5000};
 	bool in_bounds = true, spread = true;
 	for (unsigned n = 1; n <= 12; n++) {
 		int64_t ceiling = LT_MIN(5000, 100LL << (n - 1)), max = 0;
@@ -326,12 +177,12 @@ static void test_pure(void)
 	is_int(http_parse_retry_after("", now), -1, "Retry-After empty is invalid");
 	is_int(http_parse_retry_after(NULL, now), -1, "Retry-After absent is invalid");
 
-	struct http_response r = { .status = 200, .body = "" };
+	struct http_response r = {.status = 200, .body = ""};
 	char *why = NULL;
 	is_int(http_classify_status(&r, &why), HTTP_OK, "2xx is ok");
 	r.status = 304;
 	is_int(http_classify_status(&r, &why), HTTP_OK, "3xx is ok");
-	long retry[] = { 408, 429, 500, 502, 503, 504 };
+	long retry[] = {408, 429, 500, 502, 503, 504};
 	bool all = true;
 	for (size_t i = 0; i < LT_ARRAY_SIZE(retry); i++) {
 		r.status = retry[i];
@@ -379,24 +230,23 @@ static void test_options(void)
 		enum conf_type type;
 		size_t off;
 	} want[] = {
-		{ "url", NULL, CONF_URL, offsetof(struct http_opts, url) },
-		{ "tls_verify", "true", CONF_BOOL, offsetof(struct http_opts, tls_verify) },
-		{ "ca_file", NULL, CONF_PATH, offsetof(struct http_opts, ca_file) },
-		{ "client_cert", NULL, CONF_PATH, offsetof(struct http_opts, client_cert) },
-		{ "client_key", NULL, CONF_PATH, offsetof(struct http_opts, client_key) },
-		{ "connect_timeout", "10s", CONF_DURATION,
-		  offsetof(struct http_opts, connect_timeout_ms) },
-		{ "timeout", "60s", CONF_DURATION, offsetof(struct http_opts, timeout_ms) },
-		{ "max_response_bytes", "16M", CONF_SIZE,
-		  offsetof(struct http_opts, max_response_bytes) },
-		{ "concurrency", "8", CONF_INT, offsetof(struct http_opts, concurrency) },
-		{ "max_attempts", "4", CONF_INT, offsetof(struct http_opts, max_attempts) },
-		{ "backoff_base", "500ms", CONF_DURATION,
-		  offsetof(struct http_opts, backoff_base_ms) },
-		{ "backoff_cap", "60s", CONF_DURATION, offsetof(struct http_opts, backoff_cap_ms) },
-		{ "breaker_failures", "5", CONF_INT, offsetof(struct http_opts, breaker_failures) },
-		{ "breaker_open", "30s", CONF_DURATION,
-		  offsetof(struct http_opts, breaker_open_ms) },
+		{"url", NULL, CONF_URL, offsetof(struct http_opts, url)},
+		{"tls_verify", "true", CONF_BOOL, offsetof(struct http_opts, tls_verify)},
+		{"ca_file", NULL, CONF_PATH, offsetof(struct http_opts, ca_file)},
+		{"client_cert", NULL, CONF_PATH, offsetof(struct http_opts, client_cert)},
+		{"client_key", NULL, CONF_PATH, offsetof(struct http_opts, client_key)},
+		{"connect_timeout", "10s", CONF_DURATION,
+		 offsetof(struct http_opts, connect_timeout_ms)},
+		{"timeout", "60s", CONF_DURATION, offsetof(struct http_opts, timeout_ms)},
+		{"max_response_bytes", "16M", CONF_SIZE,
+		 offsetof(struct http_opts, max_response_bytes)},
+		{"concurrency", "8", CONF_INT, offsetof(struct http_opts, concurrency)},
+		{"max_attempts", "4", CONF_INT, offsetof(struct http_opts, max_attempts)},
+		{"backoff_base", "500ms", CONF_DURATION,
+		 offsetof(struct http_opts, backoff_base_ms)},
+		{"backoff_cap", "60s", CONF_DURATION, offsetof(struct http_opts, backoff_cap_ms)},
+		{"breaker_failures", "5", CONF_INT, offsetof(struct http_opts, breaker_failures)},
+		{"breaker_open", "30s", CONF_DURATION, offsetof(struct http_opts, breaker_open_ms)},
 	};
 	bool good = true;
 	size_t n = 0;
@@ -520,7 +370,7 @@ static int mini_on_accept(sd_event_source *s, int fd, uint32_t revents, void *ud
 
 static int mini_start(struct mini *m, sd_event *ev)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
 	memset(m, 0, sizeof(*m));
 	m->cfd = -1;
@@ -557,10 +407,10 @@ static void test_gzip_and_date(sd_event *ev, struct http_core *core)
 	struct http_opts o = base_opts(url);
 	o.backoff_cap_ms = 5000;
 	struct http_client *c = client(core, "mini", o);
-	struct result r = { .counter = &n };
+	struct result r = {.counter = &n};
 	uint64_t t0 = now_mono_us();
 	submit(c, req("GET", "/gz"), &r);
-	ok(run_until(ev, &n, 1, 8000), "request to the loopback server completes");
+	ok(simproc_run_until(ev, &n, 1, 8000), "request to the loopback server completes");
 	uint64_t ms = (r.at_us - t0) / 1000;
 	is_int(r.o, HTTP_OK, "503 with Retry-After (HTTP date), then 200: ok");
 	is_int(r.attempts, 2, "took two attempts");
@@ -568,8 +418,8 @@ static void test_gzip_and_date(sd_event *ev, struct http_core *core)
 	   (unsigned long long)ms);
 	ok(contains(m.accept_encoding, "gzip") && contains(m.accept_encoding, "deflate"),
 	   "curl offers gzip and deflate (Accept-Encoding:%s)", m.accept_encoding);
-	bool plain = r.body && strlen(r.body) == 8192 &&
-		     !strncmp(r.body, "lienthong lienthong", 19);
+	bool plain =
+		r.body && strlen(r.body) == 8192 && !strncmp(r.body, "lienthong lienthong", 19);
 	ok(plain, "a gzip answer is handed over decoded");
 	is_str(r.ctype, "text/plain", "the answer's Content-Type is captured");
 	result_clear(&r);
@@ -579,10 +429,10 @@ static void test_gzip_and_date(sd_event *ev, struct http_core *core)
 
 /* ---- against the simulator --------------------------------------------- */
 
-static void test_basic(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_basic(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct http_client *c = client(core, "basic", base_opts(s->url));
-	struct result a = { 0 }, b = { 0 }, d = { 0 }, e = { 0 };
+	struct result a = {0}, b = {0}, d = {0}, e = {0};
 	int n = 0;
 	a.counter = b.counter = d.counter = e.counter = &n;
 
@@ -597,7 +447,7 @@ static void test_basic(sd_event *ev, struct http_core *core, const struct sim *s
 	submit(c, req("GET", abs), &e);
 	free(abs);
 	is_int(a.calls + b.calls + d.calls, 0, "done is never called from inside http_submit");
-	ok(run_until(ev, &n, 4, 5000), "four requests complete");
+	ok(simproc_run_until(ev, &n, 4, 5000), "four requests complete");
 	is_int(a.o, HTTP_OK, "GET /health is ok");
 	is_int(a.status, 200, "GET /health status 200");
 	is_str(a.body, "ok", "GET body is handed over");
@@ -630,17 +480,17 @@ static void test_basic(sd_event *ev, struct http_core *core, const struct sim *s
 	http_client_free(c);
 }
 
-static void test_retries(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_retries(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct http_opts o = base_opts(s->url);
 	struct http_client *c = client(core, "retries", o);
-	struct result r = { 0 };
+	struct result r = {0};
 	int n = 0;
 	r.counter = &n;
 
-	sim_faults(s, "{\"reset\":true,\"fail_next\":2}");
+	simproc_faults(s, "{\"reset\":true,\"fail_next\":2}");
 	submit(c, post(), &r);
-	ok(run_until(ev, &n, 1, 5000), "request with two 503s completes");
+	ok(simproc_run_until(ev, &n, 1, 5000), "request with two 503s completes");
 	is_int(r.o, HTTP_OK, "503, 503, then 200: ok");
 	is_int(r.attempts, 3, "after three attempts");
 	struct http_stats st;
@@ -651,11 +501,11 @@ static void test_retries(sd_event *ev, struct http_core *core, const struct sim 
 	result_clear(&r);
 	r.counter = &n;
 	n = 0;
-	sim_faults(s, "{\"reset\":true,\"fail_next\":10}");
+	simproc_faults(s, "{\"reset\":true,\"fail_next\":10}");
 	struct http_request *q = post();
 	http_request_max_attempts(q, 3);
 	submit(c, q, &r);
-	ok(run_until(ev, &n, 1, 5000), "request with endless 503s completes");
+	ok(simproc_run_until(ev, &n, 1, 5000), "request with endless 503s completes");
 	is_int(r.o, HTTP_RETRY, "exhausted attempts hand back HTTP_RETRY");
 	is_int(r.attempts, 3, "the per-request max_attempts is honoured");
 	is_str(r.why, "HTTP 503", "the reason is the last failure");
@@ -665,7 +515,7 @@ static void test_retries(sd_event *ev, struct http_core *core, const struct sim 
 	result_clear(&r);
 	r.counter = &n;
 	n = 0;
-	sim_faults(s, "{\"reset\":true,\"rate_limit_rate\":1.0,\"retry_after_s\":1}");
+	simproc_faults(s, "{\"reset\":true,\"rate_limit_rate\":1.0,\"retry_after_s\":1}");
 	http_client_free(c);
 	o.backoff_cap_ms = 5000;
 	c = client(core, "retries", o);
@@ -673,7 +523,7 @@ static void test_retries(sd_event *ev, struct http_core *core, const struct sim 
 	http_request_max_attempts(q, 2);
 	uint64_t t0 = now_mono_us();
 	submit(c, q, &r);
-	ok(run_until(ev, &n, 1, 5000), "rate-limited request completes");
+	ok(simproc_run_until(ev, &n, 1, 5000), "rate-limited request completes");
 	uint64_t ms = (r.at_us - t0) / 1000;
 	is_int(r.o, HTTP_RETRY, "429 twice: retry later");
 	is_int(r.status, 429, "status 429 handed over");
@@ -691,58 +541,59 @@ static void test_retries(sd_event *ev, struct http_core *core, const struct sim 
 	http_request_max_attempts(q, 2);
 	t0 = now_mono_us();
 	submit(c, q, &r);
-	ok(run_until(ev, &n, 1, 5000), "rate-limited request completes (capped)");
+	ok(simproc_run_until(ev, &n, 1, 5000), "rate-limited request completes (capped)");
 	ms = (r.at_us - t0) / 1000;
 	ok(ms >= 290 && ms < 900, "Retry-After is capped at backoff_cap (%llu ms)",
 	   (unsigned long long)ms);
 	result_clear(&r);
 	http_client_free(c);
-	sim_faults(s, "{\"reset\":true}");
+	simproc_faults(s, "{\"reset\":true}");
 }
 
-static void test_timeout_and_size(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_timeout_and_size(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct http_opts o = base_opts(s->url);
 	o.timeout_ms = 300;
 	o.max_attempts = 2;
 	struct http_client *c = client(core, "limits", o);
-	struct result r = { 0 };
+	struct result r = {0};
 	int n = 0;
 	r.counter = &n;
 
-	sim_faults(s, "{\"reset\":true,\"hang_rate\":1.0,\"hang_ms\":3000}");
+	simproc_faults(s, "{\"reset\":true,\"hang_rate\":1.0,\"hang_ms\":3000}");
 	uint64_t t0 = now_mono_us();
 	submit(c, post(), &r);
-	ok(run_until(ev, &n, 1, 5000), "hanging request completes");
+	ok(simproc_run_until(ev, &n, 1, 5000), "hanging request completes");
 	uint64_t ms = (r.at_us - t0) / 1000;
 	is_int(r.o, HTTP_RETRY, "a hang times out and is retried, then handed back as retry");
 	is_int(r.attempts, 2, "both attempts timed out");
 	is_int(r.curl_code, CURLE_OPERATION_TIMEDOUT, "the curl code says timeout");
 	ok(contains(r.why, "transport error"), "the reason says transport error (%s)", r.why);
 	ok(ms >= 600 && ms < 2000, "two 300 ms timeouts took %llu ms", (unsigned long long)ms);
-	sim_faults(s, "{\"reset\":true}");
+	simproc_faults(s, "{\"reset\":true}");
 	http_client_free(c);
 
 	/* a body larger than max_response_bytes: the Echo service returns what it gets */
 	result_clear(&r);
 	r.counter = &n;
 	n = 0;
-	json_t *login = sim_ctl(s, "/auth", "{\"username\":\"lienthong\",\"password\":\"secret\"}");
+	json_t *login =
+		simproc_json(s, "/auth", "{\"username\":\"lienthong\",\"password\":\"secret\"}");
 	const char *session = json_string_value(json_object_get(login, "session"));
 	ok(session != NULL, "logged in to the simulator directly");
 	json_t *data = json_array();
 	for (int i = 0; i < 200; i++)
 		json_array_append_new(data, json_pack("{s:i, s:s}", "i", i, "pad",
 						      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
-	json_t *body = json_pack("{s:s?, s:s, s:o}", "session", session, "service", "Echo",
-				 "data", data);
+	json_t *body =
+		json_pack("{s:s?, s:s, s:o}", "session", session, "service", "Echo", "data", data);
 	o = base_opts(s->url);
 	o.max_response_bytes = 2048;
 	c = client(core, "limits", o);
 	struct http_request *q = post();
 	http_request_json(q, body);
 	submit(c, q, &r);
-	ok(run_until(ev, &n, 1, 5000), "large answer completes");
+	ok(simproc_run_until(ev, &n, 1, 5000), "large answer completes");
 	is_int(r.o, HTTP_FAIL, "an answer larger than max_response_bytes fails for good");
 	is_str(r.why, "response larger than 2048 bytes", "the reason names the limit");
 	is_int(r.attempts, 1, "and is not retried");
@@ -757,7 +608,7 @@ static void test_timeout_and_size(sd_event *ev, struct http_core *core, const st
 	q = post();
 	http_request_json(q, body);
 	submit(c, q, &r);
-	ok(run_until(ev, &n, 1, 5000), "echo completes");
+	ok(simproc_run_until(ev, &n, 1, 5000), "echo completes");
 	is_int(r.o, HTTP_OK, "a 10 KB body travels both ways");
 	ok(r.body && strlen(r.body) > 8000, "the whole echo came back (%zu bytes)",
 	   r.body ? strlen(r.body) : 0);
@@ -767,7 +618,7 @@ static void test_timeout_and_size(sd_event *ev, struct http_core *core, const st
 	json_decref(login);
 }
 
-static void test_concurrency(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_concurrency(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct http_opts o = base_opts(s->url);
 	o.concurrency = 2;
@@ -776,7 +627,7 @@ static void test_concurrency(sd_event *ev, struct http_core *core, const struct 
 	int n = 0;
 	uint64_t max_in_flight = 0, max_queued = 0;
 
-	sim_faults(s, "{\"reset\":true,\"latency_ms\":200}");
+	simproc_faults(s, "{\"reset\":true,\"latency_ms\":200}");
 	memset(r, 0, sizeof(r));
 	uint64_t t0 = now_mono_us();
 	for (int i = 0; i < 8; i++) {
@@ -808,11 +659,11 @@ static void test_concurrency(sd_event *ev, struct http_core *core, const struct 
 	}
 	ok(all_ok, "all got an answer");
 	ok(fifo, "the wait queue is served in order");
-	sim_faults(s, "{\"reset\":true}");
+	simproc_faults(s, "{\"reset\":true}");
 	http_client_free(c);
 }
 
-static void test_breaker(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_breaker(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct http_opts o = base_opts(s->url);
 	o.breaker_failures = 3;
@@ -824,11 +675,11 @@ static void test_breaker(sd_event *ev, struct http_core *core, const struct sim 
 	int n = 0;
 
 	memset(r, 0, sizeof(r));
-	sim_faults(s, "{\"reset\":true,\"down\":true}");
+	simproc_faults(s, "{\"reset\":true,\"down\":true}");
 	for (int i = 0; i < 3; i++) {
 		r[i].counter = &n;
 		submit(c, post(), &r[i]);
-		run_until(ev, &n, i + 1, 5000);
+		simproc_run_until(ev, &n, i + 1, 5000);
 	}
 	is_int(n, 3, "three requests against a down endpoint complete");
 	ok(r[2].o == HTTP_RETRY && r[2].status == 503, "they fail with 503 as retry");
@@ -837,7 +688,7 @@ static void test_breaker(sd_event *ev, struct http_core *core, const struct sim 
 	is_int(st.circuit_opens, 1, "one opening counted");
 	ok(st.circuit_until_ms > now_wall_ms(), "the open-until time is in the future");
 
-	long long before = sim_stat(s, "requests_total");
+	long long before = simproc_stat(s, "requests_total");
 	n = 0;
 	uint64_t t0 = now_mono_us();
 	for (int i = 0; i < 5; i++) {
@@ -846,26 +697,26 @@ static void test_breaker(sd_event *ev, struct http_core *core, const struct sim 
 		submit(c, post(), &r[i]);
 	}
 	is_int(n, 0, "rejections are not delivered from inside http_submit");
-	ok(run_until(ev, &n, 5, 1000), "requests while open complete");
+	ok(simproc_run_until(ev, &n, 5, 1000), "requests while open complete");
 	ok((now_mono_us() - t0) < 200000, "at once (%llu ms)",
 	   (unsigned long long)((now_mono_us() - t0) / 1000));
 	ok(r[4].o == HTTP_RETRY && contains(r[4].why, "circuit open until 20"),
 	   "with HTTP_RETRY \"circuit open until <ISO time>\" (%s)", r[4].why);
 	is_int(r[4].attempts, 0, "no attempt was made");
-	is_int(sim_stat(s, "requests_total"), before, "nothing reached the server while open");
+	is_int(simproc_stat(s, "requests_total"), before, "nothing reached the server while open");
 	http_client_stats(c, &st);
 	is_int(st.circuit_rejects, 5, "rejections counted");
 
 	/* half-open probe against a still-down server: open again, only one request sent */
-	run_for(ev, 1050);
+	simproc_run_for(ev, 1050);
 	n = 0;
 	for (int i = 0; i < 2; i++) {
 		result_clear(&r[i]);
 		r[i].counter = &n;
 		submit(c, post(), &r[i]);
 	}
-	ok(run_until(ev, &n, 2, 3000), "probe and waiting request complete");
-	is_int(sim_stat(s, "requests_total"), before + 1,
+	ok(simproc_run_until(ev, &n, 2, 3000), "probe and waiting request complete");
+	is_int(simproc_stat(s, "requests_total"), before + 1,
 	       "half-open lets exactly one probe through");
 	ok(r[0].status == 503 && contains(r[1].why, "circuit open"),
 	   "the probe failed, the request waiting behind it was refused");
@@ -873,8 +724,8 @@ static void test_breaker(sd_event *ev, struct http_core *core, const struct sim 
 	is_int(st.circuit, HTTP_CIRCUIT_OPEN, "a failed probe opens the circuit again");
 
 	/* healthy again: after the open period the probe succeeds and closes it */
-	sim_faults(s, "{\"reset\":true,\"latency_ms\":50}");
-	run_for(ev, 1050);
+	simproc_faults(s, "{\"reset\":true,\"latency_ms\":50}");
+	simproc_run_for(ev, 1050);
 	http_client_stats(c, &st);
 	is_int(st.circuit, HTTP_CIRCUIT_HALF_OPEN, "after breaker_open the circuit is half-open");
 	n = 0;
@@ -897,24 +748,24 @@ static void test_breaker(sd_event *ev, struct http_core *core, const struct sim 
 	is_int(st.circuit, HTTP_CIRCUIT_CLOSED, "the probe's success closed the circuit");
 
 	/* 429 is not a breaker failure */
-	sim_faults(s, "{\"reset\":true,\"rate_limit_rate\":1.0,\"retry_after_s\":0}");
+	simproc_faults(s, "{\"reset\":true,\"rate_limit_rate\":1.0,\"retry_after_s\":0}");
 	n = 0;
 	for (int i = 0; i < 5; i++) {
 		result_clear(&r[i]);
 		r[i].counter = &n;
 		submit(c, post(), &r[i]);
 	}
-	run_until(ev, &n, 5, 3000);
+	simproc_run_until(ev, &n, 5, 3000);
 	http_client_stats(c, &st);
 	ok(r[4].status == 429 && st.circuit == HTTP_CIRCUIT_CLOSED,
 	   "five 429 answers do not open the circuit");
 	for (int i = 0; i < 6; i++)
 		result_clear(&r[i]);
-	sim_faults(s, "{\"reset\":true}");
+	simproc_faults(s, "{\"reset\":true}");
 	http_client_free(c);
 }
 
-static void test_breaker_retries(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_breaker_retries(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
 	struct http_opts o = base_opts(s->url);
 	o.breaker_failures = 2;
@@ -926,21 +777,22 @@ static void test_breaker_retries(sd_event *ev, struct http_core *core, const str
 	int n = 0;
 
 	memset(r, 0, sizeof(r));
-	sim_faults(s, "{\"reset\":true,\"down\":true}");
-	long long before = sim_stat(s, "requests_total");
+	simproc_faults(s, "{\"reset\":true,\"down\":true}");
+	long long before = simproc_stat(s, "requests_total");
 	for (int i = 0; i < 2; i++) {
 		r[i].counter = &n;
 		submit(c, post(), &r[i]);
 	}
-	ok(run_until(ev, &n, 2, 3000), "two failing requests complete");
+	ok(simproc_run_until(ev, &n, 2, 3000), "two failing requests complete");
 	ok(contains(r[0].why, "circuit open") && contains(r[1].why, "circuit open"),
 	   "their retries, due while the circuit is open, are refused (%s)", r[0].why);
 	ok(r[0].attempts == 1 && r[1].attempts == 1 && r[0].status == 503,
 	   "after one attempt each, keeping the last answer");
-	is_int(sim_stat(s, "requests_total"), before + 2, "the retries never reached the server");
+	is_int(simproc_stat(s, "requests_total"), before + 2,
+	       "the retries never reached the server");
 	result_clear(&r[0]);
 	result_clear(&r[1]);
-	sim_faults(s, "{\"reset\":true}");
+	simproc_faults(s, "{\"reset\":true}");
 	http_client_free(c);
 }
 
@@ -986,28 +838,29 @@ static void cancelled_done(const struct http_response *r, enum http_outcome o, c
 		printf("# unexpected completion %s %s\n", http_outcome_name(o), why ? why : "");
 }
 
-static void test_reentrancy(sd_event *ev, struct http_core *core, const struct sim *s)
+static void test_reentrancy(sd_event *ev, struct http_core *core, const struct simproc *s)
 {
-	struct chain ch = { .c = client(core, "chain", base_opts(s->url)), .left = 5 };
+	struct chain ch = {.c = client(core, "chain", base_opts(s->url)), .left = 5};
 	struct http_request *q = http_request_new("GET", "/health");
 	http_request_done(q, chain_done, &ch);
 	http_submit(ch.c, q);
-	ok(run_until(ev, &ch.done, 5, 5000), "done callbacks can submit again (5 in a chain)");
+	ok(simproc_run_until(ev, &ch.done, 5, 5000),
+	   "done callbacks can submit again (5 in a chain)");
 	http_client_free(ch.c);
 
-	struct chain ch2 = { .c = client(core, "freeing", base_opts(s->url)), .free_client = true };
+	struct chain ch2 = {.c = client(core, "freeing", base_opts(s->url)), .free_client = true};
 	int cancelled = 0;
 	q = http_request_new("GET", "/health");
 	http_request_done(q, chain_done, &ch2);
-	sim_faults(s, "{\"latency_ms\":300}");
+	simproc_faults(s, "{\"latency_ms\":300}");
 	http_submit(ch2.c, q);
 	for (int i = 0; i < 3; i++) {
 		q = http_request_new("GET", "/status");
 		http_request_done(q, cancelled_done, &cancelled);
 		http_submit(ch2.c, q);
 	}
-	run_until(ev, &ch2.done, 1, 5000);
-	sim_faults(s, "{\"reset\":true}");
+	simproc_run_until(ev, &ch2.done, 1, 5000);
+	simproc_faults(s, "{\"reset\":true}");
 	ok(ch2.c == NULL, "a done callback may free its own client");
 	is_int(cancelled, 3, "the client's other requests were cancelled once each");
 
@@ -1015,14 +868,14 @@ static void test_reentrancy(sd_event *ev, struct http_core *core, const struct s
 	struct http_opts o = base_opts(s->url);
 	o.concurrency = 2;
 	struct http_client *c = client(core, "cancel", o);
-	sim_faults(s, "{\"latency_ms\":500}");
+	simproc_faults(s, "{\"latency_ms\":500}");
 	cancelled = 0;
 	for (int i = 0; i < 5; i++) {
 		q = http_request_new("GET", "/status");
 		http_request_done(q, cancelled_done, &cancelled);
 		http_submit(c, q);
 	}
-	run_for(ev, 50);
+	simproc_run_for(ev, 50);
 	struct http_stats st;
 	http_client_stats(c, &st);
 	ok(st.in_flight == 2 && st.queued == 3, "two in flight, three queued");
@@ -1030,8 +883,8 @@ static void test_reentrancy(sd_event *ev, struct http_core *core, const struct s
 	is_int(cancelled, 5,
 	       "http_client_free cancels in-flight and queued requests synchronously");
 	is_int(http_core_pending(core), 0, "nothing pending after the free");
-	sim_faults(s, "{\"reset\":true}");
-	run_for(ev, 20);
+	simproc_faults(s, "{\"reset\":true}");
+	simproc_run_for(ev, 20);
 }
 
 static void test_client_new(struct http_core *core)
@@ -1055,7 +908,7 @@ static void test_refused(sd_event *ev, struct http_core *core)
 {
 	/* A port bound but not listening refuses connections: a transport error,
 	 * retried, then handed back as retry. */
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t al = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char url[64];
@@ -1068,11 +921,11 @@ static void test_refused(sd_event *ev, struct http_core *core)
 	struct http_opts o = base_opts(url);
 	o.max_attempts = 2;
 	struct http_client *c = client(core, "refused", o);
-	struct result r = { 0 };
+	struct result r = {0};
 	int n = 0;
 	r.counter = &n;
 	submit(c, req("GET", "/"), &r);
-	ok(run_until(ev, &n, 1, 5000), "request to a closed port completes");
+	ok(simproc_run_until(ev, &n, 1, 5000), "request to a closed port completes");
 	ok(r.o == HTTP_RETRY && r.status == 0 && r.attempts == 2 &&
 		   r.curl_code == CURLE_COULDNT_CONNECT,
 	   "connection refused is a transport error, retried (%s)", r.why);
@@ -1083,7 +936,7 @@ static void test_refused(sd_event *ev, struct http_core *core)
 
 int main(void)
 {
-	struct sim s;
+	struct simproc s;
 	sd_event *ev = NULL;
 	uint64_t t0 = now_mono_us();
 
@@ -1102,7 +955,8 @@ int main(void)
 	test_refused(ev, core);
 	test_gzip_and_date(ev, core);
 
-	if (sim_start(&s, NULL) == 0) {
+	const char *sim_args[] = {"--seed", "7", NULL};
+	if (simproc_start(&s, "test_http", sim_args) == 0) {
 		test_basic(ev, core, &s);
 		test_retries(ev, core, &s);
 		test_timeout_and_size(ev, core, &s);
@@ -1110,10 +964,10 @@ int main(void)
 		test_breaker(ev, core, &s);
 		test_breaker_retries(ev, core, &s);
 		test_reentrancy(ev, core, &s);
-		sim_stop(&s);
+		simproc_stop(&s);
 	} else {
 		ok(0, "the simulator starts ($BUILD/lienthong-sim)");
-		sim_stop(&s);
+		simproc_stop(&s);
 	}
 	is_int(done_inside_submit, 0, "no done callback ran inside http_submit");
 	is_int(http_core_pending(core), 0, "nothing pending at the end");

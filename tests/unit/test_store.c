@@ -75,8 +75,8 @@ static long long int_at(json_t *a, size_t i, const char *key)
 /* Writes a big-endian 32-bit field of the database header (SQLite file format). */
 static int patch_header(const char *path, off_t offset, uint32_t v)
 {
-	unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16),
-			       (unsigned char)(v >> 8), (unsigned char)v };
+	unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+			      (unsigned char)(v >> 8), (unsigned char)v};
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -455,7 +455,7 @@ static void test_mismatches(struct store *s)
 	       "invalid UTF-8 is listed with replacement characters");
 	json_decref(row);
 
-	is_int(store_mismatch_upsert(s, &(struct mismatch){ .kind = kind, .key = "k" }, NULL, NULL),
+	is_int(store_mismatch_upsert(s, &(struct mismatch){.kind = kind, .key = "k"}, NULL, NULL),
 	       -EINVAL, "a mismatch without a summary is refused");
 }
 
@@ -465,7 +465,7 @@ static void test_clear_unseen(struct store *s)
 	int64_t ids[3];
 	bool is_new;
 	unsigned cleared = 99;
-	const char *keys[3] = { "tx-a", "tx-b", "tx-c" };
+	const char *keys[3] = {"tx-a", "tx-b", "tx-c"};
 
 	for (int i = 0; i < 3; i++) {
 		struct mismatch m = mm(kind, keys[i], "Giao dịch chưa khớp", T0_MS + i * 1000);
@@ -508,7 +508,8 @@ static void test_clear_unseen(struct store *s)
 	long long total = 0;
 	const char *st;
 	json_t *v;
-	json_object_foreach(c, st, v) total += json_integer_value(v);
+	json_object_foreach (c, st, v)
+		total += json_integer_value(v);
 	ok(json_object_size(c) == 4 && json_is_integer(json_object_get(c, "acknowledged")),
 	   "counts list every state, with zeros");
 	is_int(total, arr_len(list), "counts add up to the number of mismatches");

@@ -31,7 +31,8 @@ static void test_parse(void)
 	ok(parse_duration_ms("30s", 1000, &v) == 0 && v == 30000, "30s is 30000 ms");
 	ok(parse_duration_ms("500ms", 1000, &v) == 0 && v == 500, "500ms");
 	ok(parse_duration_ms("5m", 1000, &v) == 0 && v == 300000, "5m");
-	ok(parse_duration_ms("2", 1000, &v) == 0 && v == 2000, "a bare number takes the default unit");
+	ok(parse_duration_ms("2", 1000, &v) == 0 && v == 2000,
+	   "a bare number takes the default unit");
 	ok(parse_duration_ms("1d", 1000, &v) == 0 && v == 86400000, "1d");
 	is_int(parse_duration_ms("5 parsecs", 1000, &v), -EINVAL, "an unknown unit is rejected");
 	is_int(parse_duration_ms("-5s", 1000, &v), -EINVAL, "a negative duration is rejected");
@@ -89,10 +90,12 @@ static void test_secrets(const char *dir)
 	is_int(secret_read(p, &s, &err), 0, "a group-readable secret file is accepted");
 	secret_free(s);
 	setenv("CREDENTIALS_DIRECTORY", dir, 1);
-	is_int(secret_read("pw", &s, &err), 0, "a credential name is found in $CREDENTIALS_DIRECTORY");
+	is_int(secret_read("pw", &s, &err), 0,
+	       "a credential name is found in $CREDENTIALS_DIRECTORY");
 	secret_free(s);
 	unsetenv("CREDENTIALS_DIRECTORY");
-	is_int(secret_read("pw", &s, &err), -EINVAL, "a credential name without the directory fails");
+	is_int(secret_read("pw", &s, &err), -EINVAL,
+	       "a credential name without the directory fails");
 	ok(err && strstr(err, "CREDENTIALS_DIRECTORY"), "and says why");
 	free(err);
 	err = NULL;

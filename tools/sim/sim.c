@@ -27,11 +27,7 @@ struct sim_config sim_config;
 
 /* Initialised in this order, finalised in reverse. */
 static const struct sim_module *const modules[] = {
-	&sim_stats_module,
-	&sim_session_module,
-	&sim_fault_module,
-	&sim_adapter_module,
-	NULL,
+	&sim_stats_module, &sim_session_module, &sim_fault_module, &sim_adapter_module, NULL,
 };
 
 static const char usage_text[] =
@@ -45,7 +41,8 @@ static const char usage_text[] =
 	"  --threads N               HTTP worker threads (default 4)\n"
 	"  --max-connections N       concurrent connections (default 10000)\n"
 	"  --idle-timeout SECONDS    close idle keep-alive connections after (default 60)\n"
-	"  --max-body BYTES          largest request body, k/M/G suffixes (default 16M); 413 beyond\n"
+	"  --max-body BYTES          largest request body, k/M/G suffixes (default 16M); 413 "
+	"beyond\n"
 	"  --seed N                  seed of all randomness (default 1)\n"
 	"  --keep-records N          records kept per service in the stats (default 1000000)\n"
 	"  --verbose, -v             log every request\n"
@@ -54,7 +51,8 @@ static const char usage_text[] =
 	"  --username U, --password P   login credentials (default lienthong / secret)\n"
 	"  --dstcode CODE            login must carry header \"dstcode: CODE\"\n"
 	"  --session-ttl SECONDS     session lifetime (default 3600; 0 = never expire)\n"
-	"  --max-sessions N          live sessions (and tokens) kept, oldest dropped (default 100000)\n"
+	"  --max-sessions N          live sessions (and tokens) kept, oldest dropped (default "
+	"100000)\n"
 	"  --auth-path PATH          (default /auth)\n"
 	"  --integration-path PATH   (default /integration)\n"
 	"  --share-path PATH         (default /share)\n"
@@ -200,9 +198,21 @@ static size_t parse_size(const char *name, const char *s)
 	v = strtoull(s, &end, 10);
 	if (errno == 0 && end[0] != '\0' && end[1] == '\0') {
 		switch (end[0]) {
-		case 'k': case 'K': shift = 10; end++; break;
-		case 'm': case 'M': shift = 20; end++; break;
-		case 'g': case 'G': shift = 30; end++; break;
+		case 'k':
+		case 'K':
+			shift = 10;
+			end++;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			end++;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			end++;
+			break;
 		default: break;
 		}
 	}
@@ -265,7 +275,8 @@ static void parse_args(int argc, char **argv)
 		case OPT_PASSWORD: c->password = optarg; break;
 		case OPT_DSTCODE: c->dstcode = optarg; break;
 		case OPT_SESSION_TTL:
-			c->session_ttl_s = (unsigned)parse_uint(name, optarg, 0, 100u * 365 * 86400);
+			c->session_ttl_s =
+				(unsigned)parse_uint(name, optarg, 0, 100u * 365 * 86400);
 			break;
 		case OPT_MAX_SESSIONS:
 			c->max_sessions = (unsigned)parse_uint(name, optarg, 1, 100000000);
@@ -292,7 +303,9 @@ static void parse_args(int argc, char **argv)
 			c->token_ttl_s = (unsigned)parse_uint(name, optarg, 1, 100u * 365 * 86400);
 			break;
 		case OPT_ERROR_RATE: c->faults.error_rate = parse_rate(name, optarg); break;
-		case OPT_RATE_LIMIT_RATE: c->faults.rate_limit_rate = parse_rate(name, optarg); break;
+		case OPT_RATE_LIMIT_RATE:
+			c->faults.rate_limit_rate = parse_rate(name, optarg);
+			break;
 		case OPT_RETRY_AFTER:
 			c->faults.retry_after_s = (unsigned)parse_uint(name, optarg, 0, 86400);
 			break;
@@ -304,7 +317,9 @@ static void parse_args(int argc, char **argv)
 			c->faults.hang_ms = (unsigned)parse_uint(name, optarg, 0, 86400000);
 			break;
 		case OPT_MALFORMED_RATE: c->faults.malformed_rate = parse_rate(name, optarg); break;
-		case OPT_FAIL_NEXT: c->faults.fail_next = parse_uint(name, optarg, 0, UINT64_MAX); break;
+		case OPT_FAIL_NEXT:
+			c->faults.fail_next = parse_uint(name, optarg, 0, UINT64_MAX);
+			break;
 		case OPT_DOWN: c->faults.down = true; break;
 		case 'v': c->verbose = true; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
@@ -324,7 +339,8 @@ static void parse_args(int argc, char **argv)
 		for (size_t i = 0; i < SIM_ARRAY_SIZE(paths); i++)
 			for (size_t j = i + 1; j < SIM_ARRAY_SIZE(paths); j++)
 				if (paths[i] && paths[j] && strcmp(paths[i], paths[j]) == 0)
-					bad_option("*-path", paths[i], "two endpoints share this path");
+					bad_option("*-path", paths[i],
+						   "two endpoints share this path");
 	}
 }
 
@@ -411,7 +427,8 @@ int main(int argc, char **argv)
 		int r = modules[n_inited]->init();
 
 		if (r < 0) {
-			sim_log(SIM_LOG_ERR, "module %s: %s", modules[n_inited]->name, strerror(-r));
+			sim_log(SIM_LOG_ERR, "module %s: %s", modules[n_inited]->name,
+				strerror(-r));
 			goto out;
 		}
 	}

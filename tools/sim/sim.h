@@ -41,16 +41,16 @@ struct MHD_Connection;
 
 /* What a fault set asks for. Rates are probabilities in [0, 1]. */
 struct sim_faultset {
-	double error_rate;      /* 500 with a JSON error */
+	double error_rate;	/* 500 with a JSON error */
 	double rate_limit_rate; /* 429 with Retry-After: retry_after_s */
-	double hang_rate;       /* no answer for hang_ms, then the connection is closed */
-	double malformed_rate;  /* 200 with an HTML page or truncated JSON */
+	double hang_rate;	/* no answer for hang_ms, then the connection is closed */
+	double malformed_rate;	/* 200 with an HTML page or truncated JSON */
 	unsigned retry_after_s;
-	unsigned latency_ms;    /* added to every answer */
+	unsigned latency_ms; /* added to every answer */
 	unsigned hang_ms;
-	uint64_t fail_next;     /* the next fail_next requests get 503 */
-	bool down;              /* every request gets 503 */
-	bool wrap_message;      /* adapter answers wrapped as a string in "message" */
+	uint64_t fail_next; /* the next fail_next requests get 503 */
+	bool down;	    /* every request gets 503 */
+	bool wrap_message;  /* adapter answers wrapped as a string in "message" */
 };
 
 /* Fault kinds, in the order of the stats "faults" object. */
@@ -92,27 +92,27 @@ void sim_fault_decide(const char *path, const char *service, struct sim_fault_de
 /* ---- configuration ---------------------------------------------------- */
 
 struct sim_config {
-	const char *listen;          /* ADDR:PORT, borrowed from argv */
-	const char *port_file;       /* NULL: none */
+	const char *listen;    /* ADDR:PORT, borrowed from argv */
+	const char *port_file; /* NULL: none */
 	uint64_t seed;
 	unsigned threads;
 	unsigned max_connections;
 	unsigned idle_timeout_s;
 	size_t max_body_bytes;
-	size_t keep_records;         /* per service */
-	unsigned session_ttl_s;      /* 0: never expire */
+	size_t keep_records;	/* per service */
+	unsigned session_ttl_s; /* 0: never expire */
 	unsigned max_sessions;
 	unsigned token_ttl_s;
 	const char *username;
 	const char *password;
-	const char *dstcode;         /* NULL: not checked */
-	char *oauth2_key;            /* owned; NULL: gateway mode off */
-	char *oauth2_secret;         /* owned */
+	const char *dstcode; /* NULL: not checked */
+	char *oauth2_key;    /* owned; NULL: gateway mode off */
+	char *oauth2_secret; /* owned */
 	const char *auth_path;
 	const char *integration_path;
 	const char *share_path;
 	const char *token_path;
-	struct sim_faultset faults;  /* initial global fault set */
+	struct sim_faultset faults; /* initial global fault set */
 	bool verbose;
 };
 
@@ -144,7 +144,7 @@ extern const struct sim_module sim_adapter_module;
 
 /* What a handler answers. body is owned (malloc'd) and handed to MHD. */
 struct sim_reply {
-	unsigned status; /* 0 until set */
+	unsigned status;	  /* 0 until set */
 	const char *content_type; /* static string */
 	char *body;
 	size_t body_len;
@@ -157,9 +157,9 @@ struct sim_reply {
 
 enum sim_rq_state {
 	SIM_RQ_RECEIVING = 0, /* reading the body */
-	SIM_RQ_DELAYED,       /* reply ready, suspended until the latency expires */
-	SIM_RQ_HANGING,       /* suspended, no reply will be sent */
-	SIM_RQ_DONE,          /* reply queued (or connection refused) */
+	SIM_RQ_DELAYED,	      /* reply ready, suspended until the latency expires */
+	SIM_RQ_HANGING,	      /* suspended, no reply will be sent */
+	SIM_RQ_DONE,	      /* reply queued (or connection refused) */
 };
 
 /*
@@ -168,24 +168,24 @@ enum sim_rq_state {
  */
 struct sim_request {
 	/* public, read-only for handlers */
-	uint64_t seq;             /* 1, 2, ... in arrival order (all requests) */
-	const char *method;       /* borrowed from MHD */
-	const char *path;         /* URL path without query, borrowed from MHD */
-	const char *body;         /* NUL-terminated; "" when none */
+	uint64_t seq;	    /* 1, 2, ... in arrival order (all requests) */
+	const char *method; /* borrowed from MHD */
+	const char *path;   /* URL path without query, borrowed from MHD */
+	const char *body;   /* NUL-terminated; "" when none */
 	size_t body_len;
-	json_t *json;             /* parsed body for SIM_ROUTE_JSON routes, or NULL */
-	const char *service;      /* adapter service or route service name, or NULL */
-	bool wrap_message;        /* adapter answers must be wrapped */
+	json_t *json;	     /* parsed body for SIM_ROUTE_JSON routes, or NULL */
+	const char *service; /* adapter service or route service name, or NULL */
+	bool wrap_message;   /* adapter answers must be wrapped */
 	struct MHD_Connection *conn;
 
 	/* private */
 	enum sim_rq_state state;
 	uint64_t start_us;
-	char *body_buf;           /* owned */
+	char *body_buf; /* owned */
 	size_t body_cap;
 	bool too_big;
-	bool control;             /* /_sim and /health: no faults, not counted */
-	bool gone;                /* set by the delay queue: client left or shutdown */
+	bool control; /* /_sim and /health: no faults, not counted */
+	bool gone;    /* set by the delay queue: client left or shutdown */
 	enum sim_fault fault;
 	struct sim_reply reply;
 };
@@ -202,8 +202,8 @@ enum {
 typedef void (*sim_route_fn)(struct sim_request *rq, struct sim_reply *rp);
 
 struct sim_route {
-	const char *method;  /* "GET", "POST"; HEAD matches GET */
-	const char *path;    /* copied by sim_route_add */
+	const char *method; /* "GET", "POST"; HEAD matches GET */
+	const char *path;   /* copied by sim_route_add */
 	unsigned flags;
 	sim_route_fn fn;
 	const char *service; /* stats/fault name for non-adapter routes, or NULL; copied */
@@ -280,9 +280,9 @@ struct sim_service;
 /* One adapter call, after the envelope (session, service) was checked. */
 struct sim_call {
 	const struct sim_service *service;
-	unsigned endpoint;       /* SIM_EP_INTEGRATION or SIM_EP_SHARE */
-	const char *madonvi;     /* "" when absent */
-	json_t *params;          /* the request object, borrowed */
+	unsigned endpoint;   /* SIM_EP_INTEGRATION or SIM_EP_SHARE */
+	const char *madonvi; /* "" when absent */
+	json_t *params;	     /* the request object, borrowed */
 	struct sim_request *rq;
 };
 
@@ -294,8 +294,8 @@ struct sim_call {
 typedef json_t *(*sim_service_fn)(struct sim_call *call);
 
 struct sim_service {
-	const char *name;      /* NULL ends a table */
-	unsigned endpoints;    /* SIM_EP_* */
+	const char *name;   /* NULL ends a table */
+	unsigned endpoints; /* SIM_EP_* */
 	sim_service_fn fn;
 };
 
@@ -368,7 +368,7 @@ enum sim_log_level { SIM_LOG_ERR, SIM_LOG_WARN, SIM_LOG_INFO, SIM_LOG_DEBUG };
 void sim_log(enum sim_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sim_vlog(enum sim_log_level level, const char *fmt, va_list ap);
 /* Logs and aborts. */
-_Noreturn void sim_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sim_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* Monotonic microseconds; wall-clock milliseconds since the epoch. */
 uint64_t sim_now_us(void);

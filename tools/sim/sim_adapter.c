@@ -29,10 +29,10 @@ static const struct sim_service *const service_tables[] = {
 	NULL,
 };
 
-#define MSG_LOGIN_OK "Đăng nhập thành công"
-#define MSG_LOGIN_BAD "Sai tên đăng nhập hoặc mật khẩu"
+#define MSG_LOGIN_OK	"Đăng nhập thành công"
+#define MSG_LOGIN_BAD	"Sai tên đăng nhập hoặc mật khẩu"
 #define MSG_DSTCODE_BAD "Mã đơn vị kết nối (dstcode) không hợp lệ"
-#define MSG_EXPIRED "Phiên làm việc đã hết hạn, vui lòng đăng nhập lại"
+#define MSG_EXPIRED	"Phiên làm việc đã hết hạn, vui lòng đăng nhập lại"
 
 static const struct sim_service *service_find(const char *name, unsigned endpoint)
 {
@@ -145,7 +145,8 @@ static void post_token(struct sim_request *rq, struct sim_reply *rp)
 	if (!basic_ok(rq)) {
 		sim_stats_count(SIM_CTR_TOKENS_REFUSED);
 		sim_reply_json(rp, MHD_HTTP_UNAUTHORIZED,
-			       json_pack("{s:s, s:s}", "error", "invalid_client", "error_description",
+			       json_pack("{s:s, s:s}", "error", "invalid_client",
+					 "error_description",
 					 "Sai consumer key hoặc consumer secret"));
 		sim_reply_header(rp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"%s\"",
 				 SIM_NAME);
@@ -156,7 +157,8 @@ static void post_token(struct sim_request *rq, struct sim_reply *rp)
 		sim_stats_count(SIM_CTR_TOKENS_REFUSED);
 		sim_reply_json(rp, MHD_HTTP_BAD_REQUEST,
 			       json_pack("{s:s, s:s}", "error", "unsupported_grant_type",
-					 "error_description", "grant_type phải là client_credentials"));
+					 "error_description",
+					 "grant_type phải là client_credentials"));
 		return;
 	}
 	sim_token_new(token);
@@ -224,9 +226,9 @@ static void call(struct sim_request *rq, struct sim_reply *rp, unsigned endpoint
 	name = json_string_value(json_object_get(req, "service"));
 	c.service = name ? service_find(name, endpoint) : NULL;
 	if (c.service == NULL) {
-		adapter_reply(rq, rp,
-			      sim_answer_error(404, "Dịch vụ không tồn tại: %.200s",
-					       name ? name : ""));
+		adapter_reply(
+			rq, rp,
+			sim_answer_error(404, "Dịch vụ không tồn tại: %.200s", name ? name : ""));
 		return;
 	}
 	c.endpoint = endpoint;
@@ -257,14 +259,14 @@ static int adapter_init(void)
 {
 	const unsigned f = SIM_ROUTE_JSON | SIM_ROUTE_ADAPTER;
 
-	sim_route_add(&(struct sim_route){"POST", sim_config.auth_path, SIM_ROUTE_JSON, post_auth,
+	sim_route_add(
+		&(struct sim_route){"POST", sim_config.auth_path, SIM_ROUTE_JSON, post_auth, NULL});
+	sim_route_add(&(struct sim_route){"POST", sim_config.integration_path, f, post_integration,
 					  NULL});
-	sim_route_add(&(struct sim_route){"POST", sim_config.integration_path, f,
-					  post_integration, NULL});
 	sim_route_add(&(struct sim_route){"POST", sim_config.share_path, f, post_share, NULL});
 	if (sim_config.oauth2_key != NULL)
-		sim_route_add(&(struct sim_route){"POST", sim_config.token_path, 0, post_token,
-						  NULL});
+		sim_route_add(
+			&(struct sim_route){"POST", sim_config.token_path, 0, post_token, NULL});
 	return 0;
 }
 

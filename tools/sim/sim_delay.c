@@ -34,9 +34,9 @@
 
 struct slot {
 	struct MHD_Connection *conn; /* borrowed; NULL when the slot is free */
-	bool *gone;                  /* borrowed, in the request */
+	bool *gone;		     /* borrowed, in the request */
 	uint64_t due_us;
-	int fd;                      /* watched socket, or -1 */
+	int fd; /* watched socket, or -1 */
 	uint32_t gen;
 	size_t heap_pos;
 };
@@ -47,7 +47,7 @@ static struct {
 	size_t n_slots;
 	uint32_t *free_list; /* free slot numbers */
 	size_t n_free;
-	uint32_t *heap;      /* slot numbers, min-heap on due_us */
+	uint32_t *heap; /* slot numbers, min-heap on due_us */
 	size_t heap_n;
 	int epfd;
 	int wakefd;
@@ -236,7 +236,8 @@ static void *timer_main(void *arg)
 				uint64_t v;
 
 				if (read(dq.wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-					sim_log(SIM_LOG_WARN, "delay queue: read: %s", strerror(errno));
+					sim_log(SIM_LOG_WARN, "delay queue: read: %s",
+						strerror(errno));
 				continue;
 			}
 			/* The slot may have been resumed and reused since the event. */

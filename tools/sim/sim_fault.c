@@ -22,7 +22,7 @@
 
 #include "sim.h"
 
-#define MAX_SCOPES 256
+#define MAX_SCOPES    256
 #define MAX_SCOPE_KEY 256
 
 enum scope_kind { SCOPE_SERVICE, SCOPE_PATH };
@@ -43,8 +43,8 @@ static struct {
 } F = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *const fault_names[SIM_FAULT__COUNT] = {
-	[SIM_FAULT_ERROR] = "error",         [SIM_FAULT_RATE_LIMITED] = "rate_limited",
-	[SIM_FAULT_HANG] = "hang",           [SIM_FAULT_MALFORMED] = "malformed",
+	[SIM_FAULT_ERROR] = "error",	     [SIM_FAULT_RATE_LIMITED] = "rate_limited",
+	[SIM_FAULT_HANG] = "hang",	     [SIM_FAULT_MALFORMED] = "malformed",
 	[SIM_FAULT_FAIL_NEXT] = "fail_next", [SIM_FAULT_DOWN] = "down",
 };
 
@@ -174,7 +174,7 @@ static const char *apply_fields(json_t *req, struct sim_faultset *fs, char *err,
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(req, key, v) {
+	json_object_foreach (req, key, v) {
 		size_t i;
 		char *p;
 
@@ -228,7 +228,7 @@ static const char *apply_fields(json_t *req, struct sim_faultset *fs, char *err,
 		}
 		}
 		continue;
-bad:
+	bad:
 		snprintf(err, errlen, "bad value for \"%s\" (%s)", key,
 			 fields[i].type == 'r'	 ? "a number in [0, 1]"
 			 : fields[i].type == 'b' ? "true or false"
@@ -346,7 +346,8 @@ static void post_faults(struct sim_request *rq, struct sim_reply *rp)
 		return;
 	}
 	/* A reset of a scope with no other field only drops the scope. */
-	if (target == NULL && key != NULL && !(json_is_true(jreset) && json_object_size(req) == 2)) {
+	if (target == NULL && key != NULL &&
+	    !(json_is_true(jreset) && json_object_size(req) == 2)) {
 		if (F.n_scopes == MAX_SCOPES) {
 			pthread_mutex_unlock(&F.lock);
 			sim_reply_error(rp, MHD_HTTP_BAD_REQUEST, "bad_request",
@@ -374,9 +375,10 @@ static int fault_init(void)
 	pthread_mutex_lock(&F.lock);
 	F.global = sim_config.faults;
 	pthread_mutex_unlock(&F.lock);
-	sim_route_add(&(struct sim_route){"GET", "/_sim/faults", SIM_ROUTE_CONTROL, get_faults, NULL});
-	sim_route_add(&(struct sim_route){"POST", "/_sim/faults", SIM_ROUTE_CONTROL | SIM_ROUTE_JSON,
-					  post_faults, NULL});
+	sim_route_add(
+		&(struct sim_route){"GET", "/_sim/faults", SIM_ROUTE_CONTROL, get_faults, NULL});
+	sim_route_add(&(struct sim_route){"POST", "/_sim/faults",
+					  SIM_ROUTE_CONTROL | SIM_ROUTE_JSON, post_faults, NULL});
 	return 0;
 }
 

@@ -11,11 +11,11 @@
 
 #include "sim.h"
 
-#define SLOT_EMPTY UINT32_MAX
+#define SLOT_EMPTY   UINT32_MAX
 #define SLOT_DELETED (UINT32_MAX - 1)
 
 struct map_entry {
-	char *key; /* owned; NULL for a removed entry */
+	char *key;   /* owned; NULL for a removed entry */
 	void *value; /* borrowed */
 	uint64_t hash;
 };
@@ -25,8 +25,8 @@ struct sim_map {
 	size_t n_entries; /* used, including removed */
 	size_t cap_entries;
 	size_t live;
-	uint32_t *slots; /* entry numbers, SLOT_EMPTY or SLOT_DELETED */
-	size_t n_slots; /* power of two */
+	uint32_t *slots;   /* entry numbers, SLOT_EMPTY or SLOT_DELETED */
+	size_t n_slots;	   /* power of two */
 	size_t used_slots; /* not empty (live or deleted) */
 };
 
@@ -77,7 +77,8 @@ static size_t find_slot(const struct sim_map *m, const char *key, uint64_t h)
 
 		if (e == SLOT_EMPTY)
 			return SIZE_MAX;
-		if (e != SLOT_DELETED && m->entries[e].hash == h && strcmp(m->entries[e].key, key) == 0)
+		if (e != SLOT_DELETED && m->entries[e].hash == h &&
+		    strcmp(m->entries[e].key, key) == 0)
 			return i;
 	}
 	return SIZE_MAX;
@@ -144,7 +145,8 @@ void *sim_map_put(struct sim_map *m, const char *key, void *value)
 	}
 	m->entries[m->n_entries] = (struct map_entry){sim_xstrdup(key), value, h};
 	mask = m->n_slots - 1;
-	for (i = h & mask; m->slots[i] != SLOT_EMPTY && m->slots[i] != SLOT_DELETED; i = (i + 1) & mask)
+	for (i = h & mask; m->slots[i] != SLOT_EMPTY && m->slots[i] != SLOT_DELETED;
+	     i = (i + 1) & mask)
 		;
 	if (m->slots[i] == SLOT_EMPTY)
 		m->used_slots++;

@@ -49,7 +49,8 @@ void sim_route_add(const struct sim_route *r)
 	struct route *n;
 
 	for (size_t i = 0; i < n_routes; i++) {
-		if (strcmp(routes[i].method, r->method) == 0 && strcmp(routes[i].path, r->path) == 0)
+		if (strcmp(routes[i].method, r->method) == 0 &&
+		    strcmp(routes[i].path, r->path) == 0)
 			sim_die("route %s %s registered twice", r->method, r->path);
 	}
 	routes = sim_xrealloc(routes, (n_routes + 1) * sizeof(*routes));
@@ -73,8 +74,9 @@ static const struct route *route_find(const char *method, const char *path, bool
 	*path_known = false;
 	for (size_t i = 0; i < n_routes; i++) {
 		const struct route *r = &routes[i];
-		bool match = (r->flags & SIM_ROUTE_PREFIX) ? strncmp(path, r->path, r->path_len) == 0
-							   : strcmp(path, r->path) == 0;
+		bool match = (r->flags & SIM_ROUTE_PREFIX)
+				     ? strncmp(path, r->path, r->path_len) == 0
+				     : strcmp(path, r->path) == 0;
 
 		if (!match)
 			continue;
@@ -255,8 +257,9 @@ static void fault_reply(const struct sim_fault_decision *d, struct sim_reply *rp
 			sim_reply_text(rp, MHD_HTTP_OK, "text/html",
 				       "<html><body>502 Bad Gateway</body></html>");
 		else
-			sim_reply_text(rp, MHD_HTTP_OK, "application/json; charset=utf-8",
-				       "{\"error_code\":0,\"message\":\"OK\",\"result\":[{\"ma\":\"1.00");
+			sim_reply_text(
+				rp, MHD_HTTP_OK, "application/json; charset=utf-8",
+				"{\"error_code\":0,\"message\":\"OK\",\"result\":[{\"ma\":\"1.00");
 		break;
 	case SIM_FAULT_FAIL_NEXT:
 		sim_reply_error(rp, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
@@ -268,8 +271,7 @@ static void fault_reply(const struct sim_fault_decision *d, struct sim_reply *rp
 		break;
 	case SIM_FAULT_NONE:
 	case SIM_FAULT_HANG:
-	case SIM_FAULT__COUNT:
-		break;
+	case SIM_FAULT__COUNT: break;
 	}
 }
 
@@ -409,8 +411,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	switch (rq->state) {
-	case SIM_RQ_RECEIVING:
-		return process(rq);
+	case SIM_RQ_RECEIVING: return process(rq);
 	case SIM_RQ_DELAYED:
 		if (rq->gone) {
 			record(rq, 0);
@@ -422,8 +423,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		record(rq, 0);
 		rq->state = SIM_RQ_DONE;
 		return MHD_NO;
-	case SIM_RQ_DONE:
-		break;
+	case SIM_RQ_DONE: break;
 	}
 	return MHD_NO;
 }
@@ -523,12 +523,12 @@ int sim_server_start(unsigned *port)
 		flags |= MHD_USE_IPv6;
 	daemon_h = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-		NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-		MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
-		sim_config.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-		sim_config.idle_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+		NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, pool,
+		MHD_OPTION_CONNECTION_LIMIT, sim_config.max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, sim_config.idle_timeout_s,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+		MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (daemon_h == NULL) {
 		sim_log(SIM_LOG_ERR, "cannot listen on %s", sim_config.listen);

@@ -29,7 +29,7 @@ struct ticket_ring {
 	struct {
 		uint64_t n;
 		uint64_t created_us;
-	} *slots; /* owned */
+	} * slots; /* owned */
 	size_t cap;
 	uint64_t next_n; /* numbers start at 1: slot n == 0 is empty */
 	uint64_t min_valid;

@@ -21,11 +21,11 @@
 
 #include "sim.h"
 
-#define MAX_KEYS 4096
-#define MAX_KEY_LEN 128
+#define MAX_KEYS     4096
+#define MAX_KEY_LEN  128
 #define MAX_STATUSES 24
-#define REQUEST_LOG 1000
-#define OTHER_KEY "(other)"
+#define REQUEST_LOG  1000
+#define OTHER_KEY    "(other)"
 
 struct req_entry {
 	uint64_t seq;
@@ -42,7 +42,7 @@ struct entry {
 		uint64_t n;
 	} status[MAX_STATUSES];
 	uint64_t status_other; /* statuses beyond MAX_STATUSES distinct ones */
-	char **records;        /* owned strings */
+	char **records;	       /* owned strings */
 	size_t n_records;
 	size_t cap_records;
 	uint64_t records_dropped;
@@ -54,7 +54,7 @@ struct entry {
 static struct {
 	pthread_mutex_t lock;
 	struct sim_map *services; /* name -> struct entry */
-	struct sim_map *paths;    /* path -> struct entry */
+	struct sim_map *paths;	  /* path -> struct entry */
 	uint64_t requests_total;
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -226,7 +226,7 @@ static int add_entry(const char *key, void *value, void *ud)
 }
 
 /* Lock held. */
-static json_t *requests_json(const struct entry *e)
+static json_t *requests_json(const char *service, const struct entry *e)
 {
 	json_t *a = json_array();
 	size_t start = (e->log_next + REQUEST_LOG - e->log_n) % REQUEST_LOG;
@@ -236,10 +236,11 @@ static json_t *requests_json(const struct entry *e)
 	for (size_t k = 0; k < e->log_n; k++) {
 		const struct req_entry *r = &e->log[(start + k) % REQUEST_LOG];
 		const char *fault = sim_fault_name((enum sim_fault)r->fault);
-		json_t *o = json_pack("{s:I, s:I, s:o, s:f}", "seq", (json_int_t)r->seq, "status",
-				      (json_int_t)r->status, "fault",
-				      fault ? json_string(fault) : json_null(), "elapsed_ms",
-				      (double)r->elapsed_us / 1000.0); /* exact to the microsecond */
+		json_t *o =
+			json_pack("{s:I, s:s, s:I, s:o, s:f}", "seq", (json_int_t)r->seq, "service",
+				  service, "status", (json_int_t)r->status, "fault",
+				  fault ? json_string(fault) : json_null(), "elapsed_ms",
+				  (double)r->elapsed_us / 1000.0); /* exact to the microsecond */
 
 		if (o == NULL)
 			sim_die("json_pack: out of memory");
@@ -283,7 +284,8 @@ static void get_stats(struct sim_request *rq, struct sim_reply *rp)
 				    json_integer(e ? (json_int_t)e->n_records : 0));
 		json_object_set_new(o, "received_dropped",
 				    json_integer(e ? (json_int_t)e->records_dropped : 0));
-		json_object_set_new(o, "requests", e && e->log ? requests_json(e) : json_array());
+		json_object_set_new(o, "requests",
+				    e && e->log ? requests_json(service, e) : json_array());
 	}
 	text = json_dumps(o, SIM_JSON_DUMP_FLAGS);
 	if (text == NULL)
@@ -340,8 +342,10 @@ static int stats_init(void)
 {
 	S.services = sim_map_new();
 	S.paths = sim_map_new();
-	sim_route_add(&(struct sim_route){"GET", "/_sim/stats", SIM_ROUTE_CONTROL, get_stats, NULL});
-	sim_route_add(&(struct sim_route){"POST", "/_sim/reset", SIM_ROUTE_CONTROL, post_reset, NULL});
+	sim_route_add(
+		&(struct sim_route){"GET", "/_sim/stats", SIM_ROUTE_CONTROL, get_stats, NULL});
+	sim_route_add(
+		&(struct sim_route){"POST", "/_sim/reset", SIM_ROUTE_CONTROL, post_reset, NULL});
 	return 0;
 }
 

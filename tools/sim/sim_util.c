@@ -100,7 +100,7 @@ void sim_log(enum sim_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-_Noreturn void sim_die(const char *fmt, ...)
+void sim_die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -375,8 +375,10 @@ bool sim_form_get(const char *body, size_t len, const char *key, char *out, size
 		const char *eq = memchr(p, '=', (size_t)(stop - p));
 		const char *kend = eq ? eq : stop;
 
-		if (form_decode(p, (size_t)(kend - p), name, sizeof(name)) && strcmp(name, key) == 0)
-			return form_decode(eq ? eq + 1 : stop, eq ? (size_t)(stop - eq - 1) : 0, out, cap);
+		if (form_decode(p, (size_t)(kend - p), name, sizeof(name)) &&
+		    strcmp(name, key) == 0)
+			return form_decode(eq ? eq + 1 : stop, eq ? (size_t)(stop - eq - 1) : 0,
+					   out, cap);
 		p = amp ? amp + 1 : end;
 	}
 	return false;
