@@ -762,7 +762,8 @@ static void call_http_done(const struct http_response *r, enum http_outcome o, c
 		if (c->relogged) {
 			/* The adapter keeps refusing fresh sessions: its problem,
 			 * not the call's data, so retry later. */
-			call_deliver(c, c->answer, r, HTTP_RETRY, "session rejected after re-login");
+			call_deliver(c, c->answer, r, HTTP_RETRY,
+				     "session rejected after re-login");
 			return;
 		}
 		c->relogged = true;

@@ -406,16 +406,17 @@ static void pending_restart(const struct config *old, const struct config *nu, j
 	const struct conf_control *oc = &old->control, *nc = &nu->control;
 	if (str_differs(os->path, ns->path) || os->busy_timeout_ms != ns->busy_timeout_ms ||
 	    os->synchronous != ns->synchronous)
-		json_array_append_new(notes, json_string("[store] path, busy_timeout and synchronous "
-							 "change at the next restart"));
+		json_array_append_new(notes,
+				      json_string("[store] path, busy_timeout and synchronous "
+						  "change at the next restart"));
 	if (str_differs(oc->path, nc->path) || oc->mode != nc->mode ||
 	    str_differs(oc->group, nc->group) || oc->max_clients != nc->max_clients ||
 	    oc->max_request_bytes != nc->max_request_bytes ||
 	    oc->idle_timeout_ms != nc->idle_timeout_ms)
 		json_array_append_new(notes, json_string("[control] changes at the next restart"));
 	if (old->daemon.log_target != nu->daemon.log_target)
-		json_array_append_new(notes,
-				      json_string("[daemon] log_target changes at the next restart"));
+		json_array_append_new(
+			notes, json_string("[daemon] log_target changes at the next restart"));
 	if (str_differs(old->daemon.plugin_dir, nu->daemon.plugin_dir))
 		json_array_append_new(notes, json_string("[daemon] plugin_dir: plugins already "
 							 "loaded stay loaded until restart"));
