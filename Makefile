@@ -2,7 +2,7 @@
 #
 #   make            all binaries under build/ (-O2, warnings are errors)
 #   make deps       install missing build and test dependencies (apt-get, as root)
-#   make check      unit + system tests, then the same suite under ASan+UBSan
+#   make check      lint, unit + system tests, then the same suite under ASan+UBSan
 #   make demo       run the daemon's main job against the simulator, print status
 #   make bench      every benchmark; make bench-FLOW for one
 #   make lint       clang-format --dry-run, cppcheck, systemd-analyze verify
@@ -107,6 +107,7 @@ check-fast: deps
 
 check: deps
 	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory lint
 	@BUILD=$(BUILD) sh tests/run
 	@$(MAKE) --no-print-directory SAN=1 tests
 	@BUILD=build-san SAN=1 sh tests/run

@@ -30,6 +30,9 @@ tool setpriv util-linux
 tool systemd-analyze systemd
 tool sqlite3 sqlite3
 tool wrk wrk
+# make lint (part of make check): formatting and static analysis.
+tool clang-format clang-format
+tool cppcheck cppcheck
 # The ASan/UBSan runtime ships with gcc; libasan is part of the gcc package.
 
 [ -z "$need" ] && exit 0
