@@ -16,7 +16,7 @@ SYSCONFDIR ?= /etc
 UNITDIR   ?= /lib/systemd/system
 DESTDIR   ?=
 
-PKGS      := libcurl jansson libxml-2.0 openssl libsystemd zlib sqlite3 inih
+PKGS      := libcurl jansson libxml-2.0 openssl libsystemd zlib sqlite3 inih libutf8proc
 SIM_PKGS  := libmicrohttpd jansson openssl libsystemd
 
 ifeq ($(SAN),1)
@@ -32,7 +32,7 @@ endif
 CC        ?= cc
 CFLAGS    ?= $(OPT)
 WARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS  += -D_GNU_SOURCE -DLT_VERSION=\"$(VERSION)\" -Idaemon
+CPPFLAGS  += -D_GNU_SOURCE -DLT_VERSION=\"$(VERSION)\" -Idaemon -Iconnectors
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -18,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "adapter.h"
 #include "connector.h"
 #include "flow.h"
 #include "http.h"
 #include "log.h"
+#include "mapping.h"
 #include "util.h"
 
 #define CONF_MAX_FILE_BYTES (1024 * 1024)
@@ -73,6 +75,9 @@ const struct conf_option conf_daemon_options[] = {
 	 0,
 	 "Directory of out-of-tree connectors (*.so exporting lienthong_connector). "
 	 "A missing directory is not an error."},
+	{"mappings_dir", CONF_PATH, "/etc/lienthong/mappings", 0, 0, NULL, D(mappings_dir), 0,
+	 "Directory of mapping and code-table files (*.json, see docs/mappings.md), loaded and "
+	 "validated at start and on reload."},
 	{"shutdown_timeout", CONF_DURATION, "5s", 100, 60000, NULL, D(shutdown_timeout_ms), 0,
 	 "On SIGTERM, how long running passes get to persist their work before the daemon "
 	 "exits anyway."},
@@ -743,6 +748,11 @@ int conf_load(const char *path, struct config **out, struct conf_errors *errs)
 	/* Plugins may define connector types, so load them before connectors. */
 	if (cfg->daemon.plugin_dir)
 		conn_load_plugins(cfg->daemon.plugin_dir, errs);
+	/* Mappings belong to the config: a reload validates the new set with
+	 * the new file, and a retired config keeps the set its passes use.
+	 * An absent directory is no error until a flow asks for a mapping. */
+	if (cfg->daemon.mappings_dir && access(cfg->daemon.mappings_dir, F_OK) == 0)
+		map_set_load(cfg->daemon.mappings_dir, &cfg->maps, errs);
 
 	for (size_t i = 0; i < ctx.n; i++) {
 		struct entry *e = &ctx.entries[i];
@@ -782,6 +792,11 @@ int conf_load(const char *path, struct config **out, struct conf_errors *errs)
 		conf_free(cfg);
 		return -EINVAL;
 	}
+	/* The arrays are final now: sections can point back at their config. */
+	for (size_t i = 0; i < cfg->n_connectors; i++)
+		cfg->connectors[i].owner = cfg;
+	for (size_t i = 0; i < cfg->n_flows; i++)
+		cfg->flows[i].owner = cfg;
 	*out = cfg;
 	return 0;
 }
@@ -817,6 +832,7 @@ void conf_free(struct config *c)
 		free(cf->fingerprint);
 	}
 	free(c->flows);
+	map_set_free(c->maps);
 	free(c->path);
 	free(c);
 }

@@ -57,6 +57,7 @@ struct conf_daemon {
 	int log_level;	/* LOG_* priority */
 	int log_target; /* enum log_target */
 	char *plugin_dir;
+	char *mappings_dir;
 	int64_t shutdown_timeout_ms;
 	int64_t health_interval_ms;
 };
@@ -80,10 +81,13 @@ struct conf_control {
 
 struct connector;
 struct flow_type;
+struct map_set;
+struct config;
 
 /* One [connector.NAME] section. */
 struct conf_connector {
 	char *name;
+	const struct config *owner;   /* the config this section belongs to */
 	const struct connector *type; /* borrowed from the registry */
 	bool enabled;
 	int line;	    /* line of the section header */
@@ -96,6 +100,7 @@ struct conf_connector {
 /* One [flow.NAME] section. */
 struct conf_flow {
 	char *name;
+	const struct config *owner;   /* the config this section belongs to */
 	const struct flow_type *type; /* borrowed */
 	bool enabled;
 	int line;
@@ -116,6 +121,7 @@ struct config {
 	size_t n_connectors;
 	struct conf_flow *flows;
 	size_t n_flows;
+	struct map_set *maps; /* owned: [daemon] mappings_dir, NULL when the directory is absent */
 };
 
 /* A list of error messages, "file:line: message". */

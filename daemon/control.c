@@ -263,7 +263,14 @@ static int cmd_run(struct daemon *d, const struct ctl_peer *peer, json_t *args, 
 	struct flow *f = arg_flow(d, args, "run", &r, err);
 	if (!f)
 		return r;
+	const char *mode = arg_string(args, "mode", 1);
+	if (mode && strcmp(mode, "full") != 0 && strcmp(mode, "quick") != 0) {
+		*err = xasprintf("mode '%s': expected full or quick", mode);
+		return -EINVAL;
+	}
+	snprintf(f->run_mode, sizeof(f->run_mode), "%s", mode ? mode : "");
 	r = flow_run_now(f);
+	f->run_mode[0] = '\0';
 	if (r == 0 || r == 1) {
 		*result = r == 0 ? json_pack("{s:s, s:b}", "flow", f->name, "started", 1)
 				 : json_pack("{s:s, s:b, s:s}", "flow", f->name, "started", 0,
@@ -312,6 +319,148 @@ static int cmd_resume(struct daemon *d, const struct ctl_peer *peer, json_t *arg
 	return cmd_pause_resume(d, args, "resume", flow_resume, result, err);
 }
 
+/* The store, or an error for commands that read it. */
+static struct store *need_store(struct daemon *d, char **err)
+{
+	if (!d->store)
+		*err = xstrdup("the store is not open");
+	return d->store;
+}
+
+static int cmd_procedures(struct daemon *d, const struct ctl_peer *peer, json_t *args,
+			  json_t **result, char **err)
+{
+	(void)peer, (void)args;
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	json_t *sum = store_proc_summary(s, 20);
+	if (!sum)
+		return view_result(NULL, "procedures", result, err);
+	json_t *flows = json_array();
+	for (size_t i = 0; i < d->n_flows; i++)
+		if (!strcmp(d->flows[i]->type->name, "catalog"))
+			json_array_append_new(flows, flow_status_json(d->flows[i]));
+	json_object_set_new(sum, "flows", flows);
+	*result = sum;
+	return 0;
+}
+
+static int cmd_procedure(struct daemon *d, const struct ctl_peer *peer, json_t *args,
+			 json_t **result, char **err)
+{
+	(void)peer;
+	const char *code = arg_string(args, "matthc", 0);
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	if (!code || !*code) {
+		*err = xstrdup("usage: procedure MATTHC");
+		return -EINVAL;
+	}
+	json_t *p = NULL;
+	int r = store_proc_get(s, code, &p);
+	if (r == 1) {
+		*err = xasprintf("no procedure %s, nationally or provincially", code);
+		return -ENOENT;
+	}
+	if (r < 0 || !p)
+		return view_result(NULL, "procedure", result, err);
+	struct store_mismatch_filter flt = {.key = code, .limit = 100};
+	json_t *mm = store_mismatch_query(s, &flt);
+	json_object_set_new(p, "mismatches", mm ? mm : json_array());
+	*result = p;
+	return 0;
+}
+
+/* "2026-11-01" or "2026-11-01T08:00:00Z" -> wall ms; -1 when malformed. */
+static int64_t parse_day(const char *text)
+{
+	struct tm tm = {0};
+	const char *end = strptime(text, "%Y-%m-%d", &tm);
+	if (!end)
+		return -1;
+	if (*end == 'T' && !(end = strptime(end, "T%H:%M:%S", &tm)))
+		return -1;
+	if (*end == 'Z')
+		end++;
+	if (*end)
+		return -1;
+	return (int64_t)timegm(&tm) * 1000;
+}
+
+static int cmd_mismatches(struct daemon *d, const struct ctl_peer *peer, json_t *args,
+			  json_t **result, char **err)
+{
+	(void)peer;
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	struct store_mismatch_filter flt = {
+		.kind = arg_string(args, "kind", SIZE_MAX),
+		.state = arg_string(args, "state", SIZE_MAX),
+		.agency = arg_string(args, "agency", SIZE_MAX),
+		.dossier = arg_string(args, "dossier", SIZE_MAX),
+		.key = arg_string(args, "key", SIZE_MAX),
+		.limit = 200,
+	};
+	const char *since = arg_string(args, "since", SIZE_MAX);
+	const char *limit = arg_string(args, "limit", SIZE_MAX);
+	if (since && (flt.since_ms = parse_day(since)) < 0) {
+		*err = xasprintf("since '%s': expected YYYY-MM-DD", since);
+		return -EINVAL;
+	}
+	if (limit) {
+		char *end;
+		long n = strtol(limit, &end, 10);
+		if (*end || n < 1 || n > 100000) {
+			*err = xasprintf("limit '%s': expected 1 to 100000", limit);
+			return -EINVAL;
+		}
+		flt.limit = (unsigned)n;
+	}
+	static const char *const states[] = {"open", "acknowledged", "resolved", "waived"};
+	bool known = !flt.state;
+	for (size_t i = 0; i < LT_ARRAY_SIZE(states) && !known; i++)
+		known = !strcmp(flt.state, states[i]);
+	if (!known) {
+		*err = xasprintf("state '%s': expected open, acknowledged, resolved or waived",
+				 flt.state);
+		return -EINVAL;
+	}
+	json_t *list = store_mismatch_query(s, &flt);
+	if (!list)
+		return view_result(NULL, "mismatches", result, err);
+	*result = json_pack("{s:o, s:o}", "mismatches", list, "counts", store_mismatch_counts(s));
+	return 0;
+}
+
+static int cmd_mismatch(struct daemon *d, const struct ctl_peer *peer, json_t *args,
+			json_t **result, char **err)
+{
+	(void)peer;
+	const char *id = arg_string(args, "id", 0);
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	char *end = NULL;
+	long long n = id ? strtoll(id, &end, 10) : 0;
+	if (!id || *end || n <= 0) {
+		*err = xstrdup("usage: mismatch ID (a number from lienthongctl mismatches)");
+		return -EINVAL;
+	}
+	json_t *m = NULL;
+	int r = store_mismatch_get(s, n, &m);
+	if (r == 1) {
+		*err = xasprintf("no mismatch %lld", n);
+		return -ENOENT;
+	}
+	if (r < 0)
+		return view_result(NULL, "mismatch", result, err);
+	*result = m;
+	return 0;
+}
+
 const struct ctl_command ctl_commands[] = {
 	{"help", CTL_READ, cmd_help, "help", "List the commands and who may run them."},
 	{"version", CTL_READ, cmd_version, "version",
@@ -324,10 +473,21 @@ const struct ctl_command ctl_commands[] = {
 	 "Print every metric in Prometheus text format."},
 	{"reload", CTL_WRITE, cmd_reload, "reload",
 	 "Reload the configuration; an invalid one is rejected and the old one keeps running."},
-	{"run", CTL_WRITE, cmd_run, "run FLOW", "Start a pass of FLOW now."},
+	{"run", CTL_WRITE, cmd_run, "run FLOW [MODE]",
+	 "Start a pass of FLOW now; MODE full or quick for flows that have both (catalog)."},
 	{"pause", CTL_WRITE, cmd_pause, "pause FLOW",
 	 "Stop scheduling FLOW (a running pass finishes)."},
 	{"resume", CTL_WRITE, cmd_resume, "resume FLOW", "Schedule FLOW again after a pause."},
+	{"procedures", CTL_READ, cmd_procedures, "procedures",
+	 "Procedure catalogue: counts, last passes, latest changes."},
+	{"procedure", CTL_READ, cmd_procedure, "procedure MATTHC",
+	 "One procedure: national and provincial values side by side, history, mismatches."},
+	{"mismatches", CTL_READ, cmd_mismatches,
+	 "mismatches [--kind KIND] [--state STATE] [--since DATE] [--agency AGENCY] "
+	 "[--dossier MAHOSO] [--key KEY] [--limit N]",
+	 "The mismatch log, newest first; KIND may end in .* (catalog.*)."},
+	{"mismatch", CTL_READ, cmd_mismatch, "mismatch ID",
+	 "One mismatch with both values, the raw record and its history."},
 	{.name = NULL},
 };
 

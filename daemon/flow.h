@@ -61,8 +61,9 @@ struct flow {
 	struct daemon *d;	      /* borrowed */
 	bool running;
 	bool paused;
-	bool stopping;	/* stop() was called for this pass */
-	int64_t run_id; /* store id of the current/last pass, 0 none */
+	bool stopping;	   /* stop() was called for this pass */
+	char run_mode[16]; /* "", "full", "quick": asked by `run FLOW MODE`, read by start() */
+	int64_t run_id;	   /* store id of the current/last pass, 0 none */
 	int64_t last_start_ms, last_end_ms, last_ok_ms, last_err_ms;
 	char *last_err;	      /* owned */
 	char *last_summary;   /* owned */

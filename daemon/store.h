@@ -106,10 +106,123 @@ int store_mismatch_set_state(struct store *s, int64_t id, const char *state, con
 			     int64_t when_ms, const char *note);
 /* The state changes of mismatch id, oldest first, as a JSON array. New ref. */
 json_t *store_mismatch_events(struct store *s, int64_t id);
-/* Filters may be NULL. Newest first, at most limit rows. New ref. */
+/*
+ * Filters may be NULL. A kind ending in ".*" or "." matches every kind with
+ * that prefix ("catalog.*"). Newest first, at most limit rows. New ref.
+ */
 json_t *store_mismatch_list(struct store *s, const char *kind, const char *state, unsigned limit);
+/* What `lienthongctl mismatches` filters on; NULL / 0 fields do not filter. */
+struct store_mismatch_filter {
+	const char *kind;    /* exact, or a prefix ending in ".*" or "." as above */
+	const char *key;     /* exact (e.g. a MATTHC, across kinds) */
+	const char *state;   /* "open", "acknowledged", "resolved", "waived" */
+	int64_t since_ms;    /* last seen at or after */
+	const char *agency;  /* exact */
+	const char *dossier; /* exact */
+	unsigned limit;	     /* at most this many rows, newest first */
+};
+/* The mismatches that pass every filter of f, newest (last seen) first. New ref. */
+json_t *store_mismatch_query(struct store *s, const struct store_mismatch_filter *f);
+/*
+ * Mismatch id: every column (as store_mismatch_list) and "events" (as
+ * store_mismatch_events). Returns 0 with *out (new ref), 1 when there is no
+ * such mismatch, or -errno.
+ */
+int store_mismatch_get(struct store *s, int64_t id, json_t **out);
 /* Counts of mismatches by state as an object {"open":n,...}. New ref. */
 json_t *store_mismatch_counts(struct store *s);
+
+/* ---- procedures (the catalog flow) ------------------------------------- */
+
+/*
+ * One national procedure as the catalog flow saw it. Texts are borrowed.
+ * A procedure is never deleted: a withdrawn one is marked, and every change
+ * (new, changed, withdrawn, reinstated) is a row of its history.
+ */
+struct store_procedure {
+	const char *code;     /* MATTHC */
+	const char *name;     /* TENTTHC, for listings */
+	const char *national; /* JSON text of the national record */
+	const char *mapped;   /* JSON text of the mapped record; NULL when unmappable */
+	const char *hash;     /* hex content hash of the national record */
+	/* JSON array text of the top-level fields that changed, or NULL */
+	const char *fields_changed;
+	int64_t seen_ms;
+};
+
+enum store_proc_change {
+	STORE_PROC_SAME, /* hash unchanged: only last_seen moved */
+	STORE_PROC_NEW,
+	STORE_PROC_CHANGED,
+	STORE_PROC_REINSTATED, /* was withdrawn, published again */
+};
+
+/*
+ * Records that a pass saw p (code, national and hash are required, else
+ * -EINVAL). *change (may be NULL) says what it was:
+ *   NEW         unknown code: inserted active, history row "new";
+ *   SAME        active with the same hash: last_seen moves, name and mapped
+ *               are refreshed (a mapping fix re-maps without a national
+ *               change), no history row;
+ *   CHANGED     active with another hash: the record is replaced, history
+ *               row "changed" with p->fields_changed and the new record;
+ *   REINSTATED  was withdrawn: active again, history row "reinstated" that
+ *               also carries the change (fields_changed, record) when the
+ *               hash differs.
+ * Returns 0 or -errno.
+ */
+int store_proc_upsert(struct store *s, const struct store_procedure *p,
+		      enum store_proc_change *change);
+/*
+ * Marks an active procedure withdrawn (history row "withdrawn").
+ * Returns 0, 1 if unknown or already withdrawn, or -errno.
+ */
+int store_proc_withdraw(struct store *s, const char *code, int64_t when_ms);
+/*
+ * Records that the provincial system accepted the version with this hash.
+ * Returns 0, 1 if code is unknown, or -errno.
+ */
+int store_proc_delivered(struct store *s, const char *code, const char *hash, int64_t when_ms);
+/*
+ * Every procedure's state in one object, for a pass to diff against:
+ * {"CODE": {"hash": "..", "status": "active"|"withdrawn", "delivered_hash": ".."|null}}.
+ * New ref, NULL on error.
+ */
+json_t *store_proc_index(struct store *s);
+/*
+ * One procedure for `lienthongctl procedure`: {"code", "name", "status",
+ * "hash", "delivered_hash", every time as "x_ms" and ISO "x" (first_seen,
+ * last_seen, changed, withdrawn, delivered; null when unset), "national"
+ * and "mapped" (parsed; mapped null when unmappable), "provincial" (the
+ * provincial record parsed, or null) and "provincial_seen_ms"/
+ * "provincial_seen" (the snapshot that last had it),
+ * "history": [{"at_ms", "at", "change", "hash", "fields_changed"}] newest
+ * first}. A code known only provincially has status "provincial_only" and
+ * null national fields. Records that do not parse are given as strings.
+ * Returns 0 with *out (new ref), 1 when unknown (neither national nor
+ * provincial), or -errno.
+ */
+int store_proc_get(struct store *s, const char *code, json_t **out);
+/*
+ * {"total", "active", "withdrawn", "provincial_total", "provincial_only"
+ * (provincial codes never seen nationally), "undelivered" (active ones
+ * whose current hash was not delivered), "last_changes": the newest limit
+ * history rows [{"code", "name", "change", "at_ms", "at", "fields_changed"}]}.
+ * The flow's last passes are store_runs_list()'s. New ref, NULL on error.
+ */
+json_t *store_proc_summary(struct store *s, unsigned limit);
+
+/*
+ * The provincial catalogue as last read: replaces the whole snapshot with
+ * records (array of objects, each keyed by the string record[key_field])
+ * in one transaction (a savepoint inside the caller's). A record without
+ * such a key (or with an empty or over-long one) is skipped, and so is a
+ * repeat of a key earlier in records (the first is kept); both are counted
+ * in one warning.
+ * Returns 0 or -errno (-EINVAL when records is not an array).
+ */
+int store_prov_catalog_replace(struct store *s, const json_t *records, const char *key_field,
+			       int64_t when_ms);
 
 /* The audit trail: who did what to which thing. */
 int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,

@@ -33,13 +33,15 @@ port=$(cat "$dir/sim.port")
 url="http://127.0.0.1:$port"
 
 printf 'secret\n' >"$dir/adapter.password"
-chmod 600 "$dir/adapter.password"
+printf 'provincial-secret-token\n' >"$dir/province.token"
+chmod 600 "$dir/adapter.password" "$dir/province.token"
 mkdir -p "$dir/inbox"
 cat >"$dir/lienthong.conf" <<CONF
 # Demo configuration written by tools/demo.sh.
 [daemon]
 log_target = stderr
 plugin_dir = $dir/plugins
+mappings_dir = $(pwd)/mappings
 
 [store]
 path = $dir/state/lienthong.db
@@ -67,6 +69,28 @@ source = inbox
 sink = national
 interval = 1h
 run_at_start = true
+
+# The procedures flow: the national procedure database (simulated, 2,000
+# procedures) to the provincial one-stop system (simulated, seeded with
+# deliberate differences).
+[connector.csdl]
+type = csdl
+url = $url
+username = lienthong
+password = $dir/adapter.password
+madonvi = 000.00.00.H31
+
+[connector.province]
+type = provincial
+url = $url/provincial
+token = $dir/province.token
+
+[flow.catalog]
+source = csdl
+target = province
+interval = 15m
+full_interval = 1d
+run_at_start = true
 CONF
 
 echo "== the dossier files waiting in the drop folder"
@@ -87,10 +111,13 @@ d_pid=$!
 wait_for "$dir/control.sock" 10
 ctl() { "$bin/lienthongctl" --socket "$dir/control.sock" "$@"; }
 
+passes_done() { # every flow has ended one pass
+	ctl --json status | jq -e '[.flows[] | .runs_ok + .runs_failed] | all(. >= 1)' >/dev/null 2>&1
+}
 i=0
-while ! ctl --json status | grep -q '"runs_ok": [1-9]'; do
+while ! passes_done; do
 	i=$((i + 1))
-	[ "$i" -gt 100 ] && { echo "demo: the relay pass did not finish" >&2; cat "$dir/daemon.log" >&2; exit 1; }
+	[ "$i" -gt 600 ] && { echo "demo: the first passes did not finish" >&2; cat "$dir/daemon.log" >&2; exit 1; }
 	sleep 0.1
 done
 echo
@@ -104,6 +131,14 @@ echo "== rejected files (in inbox/failed/, with the reason)"
 for r in "$dir"/inbox/failed/*.reason; do
 	[ -e "$r" ] && printf '%s: %s\n' "$(basename "$r" .reason)" "$(cat "$r")"
 done
+echo
+echo "== the procedure catalogue after the first sync (lienthongctl procedures)"
+ctl procedures | head -12
+echo
+echo "== catalogue mismatches found (lienthongctl mismatches --kind 'catalog.*')"
+ctl --json mismatches --kind 'catalog.*' --limit 1000 |
+	jq -r '.mismatches | group_by(.kind) | .[] | "\(.[0].kind): \(length)"'
+ctl mismatches --kind 'catalog.*' --limit 12
 echo
 echo "== stopping"
 kill -TERM "$d_pid"

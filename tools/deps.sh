@@ -20,6 +20,7 @@ lib libsystemd libsystemd-dev
 lib zlib zlib1g-dev
 lib sqlite3 libsqlite3-dev
 lib inih libinih-dev
+lib libutf8proc libutf8proc-dev
 lib libmicrohttpd libmicrohttpd-dev
 # Tests and tools: curl and jq drive the simulator, setpriv (util-linux)
 # runs the unprivileged-peer test, systemd-analyze checks the unit file,

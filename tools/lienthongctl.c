@@ -1,15 +1,17 @@
 /*
  * lienthongctl: the operator's client of lienthongd's control socket.
  *
- *   lienthongctl [--socket PATH] [--json] [--timeout SECONDS] COMMAND [ARGS...]
+ *   lienthongctl [--socket PATH] [--json] [--iso] [--timeout SECONDS] COMMAND [ARGS...]
  *
  * It sends one request and prints the answer: readable text by default
- * (tables for status and connectors, with column widths counted in
- * characters because names and errors are Vietnamese), the JSON result with
- * --json for scripts. The command list, usages and argument names come from
- * the daemon's ctl_commands table, so help and argument mapping cannot drift
- * from the server; commands this client does not know are still sent (a newer
- * daemon may know them) with their arguments as {"args":[...]}.
+ * (tables for status, connectors, procedures and mismatches, with column
+ * widths counted in characters because names and errors are Vietnamese), the
+ * JSON result with --json for scripts. The command list, usages, argument
+ * and option names come from the daemon's ctl_commands table, so help and
+ * argument mapping cannot drift from the server: "mismatches [--kind KIND]"
+ * makes --kind VALUE (or --kind=VALUE) the argument "kind". Commands this
+ * client does not know are still sent (a newer daemon may know them) with
+ * their arguments as {"args":[...]}.
  *
  * Exit status: 0 ok, 1 the daemon answered that the command failed, 2 usage
  * error, 3 the daemon is unreachable or did not speak the protocol.
@@ -20,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "control.h"
 #include "util.h"
@@ -31,7 +35,16 @@
 
 #define CTL_DEFAULT_SOCKET     "/run/lienthong/control.sock"
 #define CTL_DEFAULT_TIMEOUT_MS 30000
-#define ERROR_WIDTH	       60 /* characters of an error shown in a table cell */
+#define ERROR_WIDTH	       60   /* characters of an error shown in a table cell */
+#define OUT_WIDTH	       100  /* columns a table fits in when stdout is no terminal */
+#define USAGE_WIDTH	       32   /* a longer usage in help gets a line of its own */
+#define BLOCK_BYTES	       4096 /* of a raw record or a detail shown by `mismatch` */
+#define HISTORY_ROWS	       20   /* rows of a procedure's history shown */
+#define FIELDS_WIDTH	       26   /* of the changed fields in the procedures table */
+#define PRETTY_MARGIN	       6 /* a JSON value that fits the width less this stays on one line */
+
+/* --iso: absolute times (UTC) in tables instead of "5m ago". */
+static bool opt_iso;
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
@@ -82,7 +95,8 @@ static size_t text_width(const char *s)
 
 /*
  * A copy of s fit for one table cell: control characters (newlines in an
- * error) become spaces, and a text wider than max ends with "…".
+ * error, escape sequences in a record from outside) become spaces, and a
+ * text wider than max ends with "…".
  */
 static char *cell_text(const char *s, size_t max)
 {
@@ -98,7 +112,7 @@ static char *cell_text(const char *s, size_t max)
 				break;
 			w++;
 		}
-		if (cp < 0x20 || cp == 0x7f)
+		if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
 			dynbuf_add(&b, " ", 1);
 		else
 			dynbuf_add(&b, s, n);
@@ -107,6 +121,92 @@ static char *cell_text(const char *s, size_t max)
 	if (cut)
 		dynbuf_addstr(&b, "…");
 	return dynbuf_steal(&b, NULL);
+}
+
+/* s past its first n characters (and the combining marks that belong to them). */
+static const char *text_skip(const char *s, size_t n)
+{
+	unsigned cp;
+	size_t len;
+	while (*s) {
+		len = utf8_next(s, &cp);
+		if (!is_combining(cp)) {
+			if (!n)
+				break;
+			n--;
+		}
+		s += len;
+	}
+	return s;
+}
+
+/*
+ * A cell of s at most max wide that shows where s departs from other: when
+ * the first difference lies past what a plain cut keeps, the cell starts
+ * with "…" and a little context before it. A fee that differs at the end of
+ * a long array is then visible in both columns.
+ */
+static char *cell_diff(const char *s, const char *other, size_t max)
+{
+	size_t i = 0, before;
+	char *head, *rest, *out;
+	if (!other || text_width(s) <= max || max < 8)
+		return cell_text(s, max);
+	while (s[i] && s[i] == other[i])
+		i++;
+	while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
+		i--;
+	head = xstrndup(s, i);
+	before = text_width(head);
+	free(head);
+	if (before < max * 2 / 3)
+		return cell_text(s, max);
+	/* Context before the difference, but never leave the cell part empty
+	 * (s may end where the difference starts: a name that lost a suffix). */
+	size_t skip = LT_MIN(before - max / 3, text_width(s) - (max - 1));
+	rest = cell_text(text_skip(s, skip), max - 1);
+	out = xasprintf("…%s", rest);
+	free(rest);
+	return out;
+}
+
+/* The columns stdout has: the terminal's, else OUT_WIDTH. */
+static size_t out_width(void)
+{
+	struct winsize ws;
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 60)
+		return ws.ws_col;
+	return OUT_WIDTH;
+}
+
+/*
+ * Prints text, at most max_bytes of it, each line after indent; control
+ * characters but newlines become spaces (a raw record comes from outside).
+ * Returns whether text was cut.
+ */
+static bool print_block(const char *text, const char *indent, size_t max_bytes)
+{
+	const char *s = text;
+	unsigned cp;
+	bool bol = true;
+	while (*s && (size_t)(s - text) < max_bytes) {
+		size_t n = utf8_next(s, &cp);
+		if ((size_t)(s - text) + n > max_bytes)
+			break;
+		if (bol)
+			fputs(indent, stdout);
+		bol = cp == '\n';
+		if (cp == '\n')
+			putchar('\n');
+		else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+			putchar(' ');
+		else
+			fwrite(s, 1, n, stdout);
+		s += n;
+	}
+	if (!bol)
+		putchar('\n');
+	return *s != '\0';
 }
 
 /* ---- tables ------------------------------------------------------------ */
@@ -155,6 +255,35 @@ static void table_print_free(struct table *t)
 		free(t->cells[i]);
 	free(t->cells);
 	free(width);
+}
+
+/*
+ * Narrows column flex (names, summaries) so that the table fits in width
+ * columns, cutting its cells with "…"; never below min_flex, so on a narrow
+ * terminal the table overflows rather than showing nothing.
+ */
+static void table_fit(struct table *t, size_t flex, size_t width, size_t min_flex)
+{
+	size_t total = 2 * (t->ncols - 1), flex_w = text_width(t->head[flex]);
+	for (size_t c = 0; c < t->ncols; c++) {
+		size_t w = text_width(t->head[c]);
+		for (size_t r = 0; r < t->nrows; r++)
+			w = LT_MAX(w, text_width(t->cells[r * t->ncols + c]));
+		total += w;
+		if (c == flex)
+			flex_w = w;
+	}
+	if (total <= width)
+		return;
+	size_t max = LT_MAX(flex_w > total - width ? flex_w - (total - width) : 0, min_flex);
+	for (size_t r = 0; r < t->nrows; r++) {
+		char **cell = &t->cells[r * t->ncols + flex];
+		if (text_width(*cell) > max) {
+			char *cut = cell_text(*cell, max);
+			free(*cell);
+			*cell = cut;
+		}
+	}
 }
 
 /* ---- values ------------------------------------------------------------ */
@@ -230,13 +359,48 @@ static bool json_time(json_t *v, int64_t *out)
 	return false;
 }
 
-/* The relative time of v, or "-" when unset. */
+/* "2026-11-27T04:33:06Z". */
+static char *fmt_iso(int64_t t)
+{
+	char buf[40];
+	return xstrdup(fmt_time_iso(t * 1000, buf, sizeof(buf)));
+}
+
+/* The relative time of v (absolute with --iso), or "-" when unset. */
 static char *cell_time(json_t *v)
 {
 	int64_t t;
 	if (!json_time(v, &t))
 		return xstrdup("-");
-	return fmt_relative(t - (int64_t)time(NULL));
+	return opt_iso ? fmt_iso(t) : fmt_relative(t - (int64_t)time(NULL));
+}
+
+/*
+ * The time member name of o: the store gives both "x" (ISO) and "x_ms";
+ * either will do.
+ */
+static json_t *member_time(json_t *o, const char *name)
+{
+	char key[64];
+	json_t *v = json_object_get(o, name);
+	int64_t t;
+	if (json_time(v, &t))
+		return v;
+	snprintf(key, sizeof(key), "%s_ms", name);
+	return json_object_get(o, key);
+}
+
+/* "2026-11-27T04:33:06Z (5m ago)" for a detail line, or none_text when unset. */
+static char *when_text(json_t *v, const char *none_text)
+{
+	int64_t t;
+	if (!json_time(v, &t))
+		return xstrdup(none_text);
+	char *iso = fmt_iso(t), *rel = fmt_relative(t - (int64_t)time(NULL));
+	char *s = xasprintf("%s (%s)", iso, rel);
+	free(iso);
+	free(rel);
+	return s;
 }
 
 /* next_run: an ISO time, seconds from now ("in_s"), or {"in_s": n}. */
@@ -261,6 +425,24 @@ static char *cell_str(json_t *o, const char *key)
 		return xstrdup("-");
 	char *s = json_dumps(v, JSON_ENCODE_ANY);
 	return s ? s : xstrdup("-");
+}
+
+/*
+ * A procedure name for display: national names come with spaces around
+ * them (the record is kept as sent), which would shift a table column.
+ * "-" when NULL.
+ */
+static char *name_text(const char *s, size_t max)
+{
+	if (!s)
+		return xstrdup("-");
+	s += strspn(s, " \t\r\n");
+	size_t n = strlen(s);
+	while (n && strchr(" \t\r\n", s[n - 1]))
+		n--;
+	char *trimmed = xstrndup(s, n), *cell = cell_text(trimmed, max);
+	free(trimmed);
+	return cell;
 }
 
 /* "5m ago: text" from an error text and its time, truncated. */
@@ -467,21 +649,37 @@ static void print_version(json_t *r)
 	       LT_VERSION, CTL_PROTO_VERSION);
 }
 
+/*
+ * One command of help on one line (scripts and test_docs.sh read the first
+ * word of each): usage, then help aligned at column width + 4. A usage
+ * wider than USAGE_WIDTH (mismatches and its options) is not counted in
+ * width, so it does not push every other help to the right.
+ */
+static void print_command_help(const char *usage, const char *help, bool write, size_t width)
+{
+	printf("  %s", usage);
+	for (size_t k = text_width(usage); k < width + 2; k++)
+		putchar(' ');
+	printf("%s%s%s\n", text_width(usage) > width ? "  " : "", help,
+	       write ? " (root or the service user)" : "");
+}
+
+/* The usage column's width: the widest usage that is not too wide. */
+static size_t usage_column(size_t width, size_t w)
+{
+	return w <= USAGE_WIDTH ? LT_MAX(width, w) : width;
+}
+
 static void print_help_answer(json_t *r)
 {
 	size_t i, w = 0;
 	json_t *c;
 	json_array_foreach (json_object_get(r, "commands"), i, c) {
-		w = LT_MAX(w, text_width(jstr(c, "usage")));
+		w = usage_column(w, text_width(jstr(c, "usage")));
 	}
 	json_array_foreach (json_object_get(r, "commands"), i, c) {
-		const char *usage = jstr(c, "usage");
-		const char *level = jstr(c, "level");
-		printf("  %s", usage);
-		for (size_t k = text_width(usage); k < w + 2; k++)
-			putchar(' ');
-		printf("%s%s\n", jstr(c, "help"),
-		       !strcmp(level, "write") ? " (root or the service user)" : "");
+		print_command_help(jstr(c, "usage"), jstr(c, "help"),
+				   !strcmp(jstr(c, "level"), "write"), w);
 	}
 }
 
@@ -505,6 +703,651 @@ static void print_flow_state(json_t *r)
 	printf("flow %s is now %s\n", jstr(r, "flow"), jstr(r, "state"));
 }
 
+/* ---- procedures and mismatches ------------------------------------------ */
+
+/* An integer member as text into buf, "-" when absent. */
+static const char *jnum(json_t *o, const char *key, char *buf, size_t len)
+{
+	json_t *v = json_object_get(o, key);
+	if (json_is_integer(v))
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else if (json_is_number(v))
+		snprintf(buf, len, "%g", json_number_value(v));
+	else
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+/*
+ * A value as one line: a string as its text, anything else as compact JSON
+ * (flags: JSON_SORT_KEYS where two values are read side by side).
+ */
+static char *value_text_f(json_t *v, size_t flags)
+{
+	if (!v || json_is_null(v))
+		return xstrdup("-");
+	if (json_is_string(v))
+		return xstrdup(json_string_length(v) ? json_string_value(v) : "\"\"");
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | flags);
+	return s ? s : xstrdup("?");
+}
+
+static char *value_text(json_t *v)
+{
+	return value_text_f(v, 0);
+}
+
+/*
+ * JSON text (a column the store keeps as text: detail, fields_changed) or an
+ * already parsed value, as a value. New ref; NULL when v is NULL or null.
+ */
+static json_t *json_of(json_t *v)
+{
+	json_error_t e;
+	json_t *j;
+	if (!v || json_is_null(v))
+		return NULL;
+	if (json_is_string(v) &&
+	    (j = json_loads(json_string_value(v), JSON_DECODE_ANY, &e)) != NULL)
+		return j;
+	return json_incref(v);
+}
+
+/*
+ * fields_changed as "TENTTHC, PHILEPHI", or "-"; at most max wide (0: no
+ * limit), the fields that do not fit counted ("TENTTHC +4"): a count says
+ * more than a name cut in the middle.
+ */
+static char *fields_text(json_t *v, size_t max)
+{
+	json_t *a = json_of(v), *f;
+	struct dynbuf b;
+	size_t i, w = 0;
+	if (!json_is_array(a)) {
+		char *s = a ? value_text(a) : xstrdup("-");
+		char *cell = cell_text(s, max);
+		free(s);
+		json_decref(a);
+		return cell;
+	}
+	dynbuf_init(&b, 0);
+	json_array_foreach (a, i, f) {
+		char *t = value_text(f), *name = cell_text(t, 0);
+		size_t left = json_array_size(a) - i, more = left > 1 ? 5 : 0;
+		size_t tw = text_width(name) + (i ? 2 : 0);
+		free(t);
+		if (max && i && w + tw + more > max) {
+			dynbuf_printf(&b, " +%zu", left);
+			free(name);
+			break;
+		}
+		dynbuf_printf(&b, "%s%s", i ? ", " : "", name);
+		w += tw;
+		free(name);
+	}
+	json_decref(a);
+	if (!b.len) {
+		dynbuf_free(&b);
+		return xstrdup("-");
+	}
+	/* One field wider than max alone. */
+	char *s = dynbuf_steal(&b, NULL), *cell = cell_text(s, max);
+	free(s);
+	return cell;
+}
+
+/*
+ * Equal as the operator reads them: numbers by value (3 and 3.0), objects
+ * whatever their member order.
+ */
+static bool json_same(json_t *a, json_t *b)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+	if (json_is_number(a) && json_is_number(b))
+		return json_number_value(a) == json_number_value(b);
+	if (json_typeof(a) != json_typeof(b))
+		return false;
+	if (json_is_array(a)) {
+		if (json_array_size(a) != json_array_size(b))
+			return false;
+		json_array_foreach (a, i, v) {
+			if (!json_same(v, json_array_get(b, i)))
+				return false;
+		}
+		return true;
+	}
+	if (json_is_object(a)) {
+		if (json_object_size(a) != json_object_size(b))
+			return false;
+		json_object_foreach (a, k, v) {
+			json_t *w = json_object_get(b, k);
+			if (!w || !json_same(v, w))
+				return false;
+		}
+		return true;
+	}
+	return json_equal(a, b);
+}
+
+/* "5m ago" (or the --iso time) of member name of o, or "-". */
+static char *cell_member_time(json_t *o, const char *name)
+{
+	return cell_time(member_time(o, name));
+}
+
+/* The last pass of a catalog flow as "5m ago", "never", or the flow's own text. */
+static char *pass_text(json_t *v)
+{
+	if (json_is_object(v))
+		v = member_time(v, "at");
+	return json_time(v, &(int64_t){0}) ? cell_time(v) : xstrdup("never");
+}
+
+static void print_catalog_flow(json_t *f, int lw)
+{
+	json_t *detail = json_object_get(f, "detail");
+	json_t *pass = json_object_get(detail, "pass");
+	const char *summary = json_string_value(json_object_get(f, "last_summary"));
+	char *name = cell_str(f, "name"), *state = cell_str(f, "state");
+	char *full = pass_text(json_object_get(detail, "last_full"));
+	char *quick = pass_text(json_object_get(detail, "last_quick"));
+	char *next = cell_next_run(f);
+	char *label = xasprintf("flow %s:", name);
+	printf("%-*s %s; last full pass %s, last quick pass %s; ", lw, label, state, full, quick);
+	printf(strcmp(next, "-") ? "next run %s\n" : "no run scheduled\n", next);
+	if (json_is_object(pass)) {
+		char a[32], b[32], c[32];
+		printf("%-*s now: %s pass, %s: %s listed, %s of %s fetched\n", lw, "",
+		       jstr(pass, "mode"), jstr(pass, "phase"), jnum(pass, "listed", a, sizeof(a)),
+		       jnum(pass, "fetched", b, sizeof(b)), jnum(pass, "to_fetch", c, sizeof(c)));
+	}
+	if (summary && *summary) {
+		char *t = cell_text(summary, 0);
+		printf("%-*s last pass: %s\n", lw, "", t);
+		free(t);
+	}
+	if (json_string_value(json_object_get(f, "last_error"))) {
+		char *e = cell_error(f, "last_error", "last_error_at");
+		printf("%-*s last error %s\n", lw, "", e);
+		free(e);
+	}
+	free(label);
+	free(name);
+	free(state);
+	free(full);
+	free(quick);
+	free(next);
+}
+
+static void print_procedures(json_t *r)
+{
+	static const char *const head[] = {"AT", "CHANGE", "MATTHC", "NAME", "FIELDS"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	json_t *flows = json_object_get(r, "flows"), *v;
+	json_t *changes = json_object_get(r, "last_changes");
+	char n[6][32];
+	size_t i, lw = strlen("catalog flows:");
+
+	/* The labels' column: "flow NAME:" may be wider than the others. */
+	json_array_foreach (flows, i, v) {
+		lw = LT_MAX(lw, strlen("flow :") + strlen(jstr(v, "name")));
+	}
+	lw = LT_MIN(lw, (size_t)40);
+	printf("%-*s %s known nationally: %s active, %s withdrawn; %s not delivered\n", (int)lw,
+	       "procedures:", jnum(r, "total", n[0], 32), jnum(r, "active", n[1], 32),
+	       jnum(r, "withdrawn", n[2], 32), jnum(r, "undelivered", n[3], 32));
+	printf("%-*s %s in the provincial catalogue, %s of them unknown nationally\n", (int)lw,
+	       "provincial:", jnum(r, "provincial_total", n[4], 32),
+	       jnum(r, "provincial_only", n[5], 32));
+	if (!json_array_size(flows))
+		printf("%-*s none configured\n", (int)lw, "catalog flows:");
+	json_array_foreach (flows, i, v) {
+		print_catalog_flow(v, (int)lw);
+	}
+	putchar('\n');
+	if (!json_array_size(changes)) {
+		printf("no changes recorded yet\n");
+		return;
+	}
+	printf("latest changes:\n");
+	json_array_foreach (changes, i, v) {
+		char *row[] = {cell_member_time(v, "at"), cell_str(v, "change"),
+			       cell_str(v, "code"),
+			       name_text(json_string_value(json_object_get(v, "name")), 0),
+			       fields_text(json_object_get(v, "fields_changed"), FIELDS_WIDTH)};
+		table_row(&t, row);
+	}
+	table_fit(&t, 3, out_width(), 20);
+	table_print_free(&t);
+}
+
+/* "delivered:" of a procedure: is the current version in the provincial system? */
+static char *delivered_text(json_t *r)
+{
+	const char *hash = json_string_value(json_object_get(r, "hash"));
+	const char *dh = json_string_value(json_object_get(r, "delivered_hash"));
+	char *when = when_text(member_time(r, "delivered"), "");
+	char *s;
+	if (!dh)
+		s = xstrdup("never");
+	else if (hash && !strcmp(hash, dh))
+		s = xasprintf("the current version%s%s", *when ? ", " : "", when);
+	else
+		s = xasprintf("an older version%s%s", *when ? ", " : "", when);
+	free(when);
+	return s;
+}
+
+/* National (mapped) and provincial records side by side, differing rows marked. */
+static void print_side_by_side(json_t *mapped, json_t *prov)
+{
+	static const char *const head[] = {" ", "FIELD", "QUỐC GIA", "TỈNH"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	json_t *keys = json_array(), *v;
+	const char *k;
+	size_t i, field_w = text_width("FIELD"), value_w;
+
+	json_object_foreach (mapped, k, v) {
+		json_array_append_new(keys, json_string(k));
+	}
+	json_object_foreach (prov, k, v) {
+		if (!json_object_get(mapped, k))
+			json_array_append_new(keys, json_string(k));
+	}
+	json_array_foreach (keys, i, v) {
+		field_w = LT_MAX(field_w, LT_MIN(text_width(json_string_value(v)), (size_t)24));
+	}
+	/* Four columns, three gaps of two. */
+	value_w = out_width() > field_w + 1 + 6 + 24 ? (out_width() - field_w - 1 - 6) / 2 : 12;
+	json_array_foreach (keys, i, v) {
+		k = json_string_value(v);
+		json_t *a = json_object_get(mapped, k), *b = json_object_get(prov, k);
+		char *ta = value_text_f(a, JSON_SORT_KEYS), *tb = value_text_f(b, JSON_SORT_KEYS);
+		/* With one record missing every row would differ: no marks then. */
+		bool same = !mapped || !prov || (a && b && json_same(a, b));
+		char *row[] = {xstrdup(same ? " " : "≠"), cell_text(k, 24),
+			       cell_diff(ta, same ? NULL : tb, value_w),
+			       cell_diff(tb, same ? NULL : ta, value_w)};
+		free(ta);
+		free(tb);
+		table_row(&t, row);
+	}
+	json_decref(keys);
+	table_print_free(&t);
+}
+
+/* The records part of `procedure`: why a side is missing, or the table. */
+static void print_procedure_records(json_t *r)
+{
+	json_t *mapped = json_object_get(r, "mapped"), *prov = json_object_get(r, "provincial");
+	const char *status = json_string_value(json_object_get(r, "status"));
+	if (!json_is_object(mapped))
+		printf("%s\n",
+		       !status || !json_object_get(r, "national") ? "no national record"
+		       : !strcmp(status, "provincial_only")
+			       ? "known only provincially: no national record"
+		       : json_is_string(mapped)
+			       ? "the mapped national record does not parse (--json shows it)"
+		       : !strcmp(status, "withdrawn") ? "withdrawn nationally: no mapped record"
+						      : "the national record does not map (see the "
+							"mismatches)");
+	if (!json_is_object(prov))
+		printf("%s\n", json_is_string(prov)
+				       ? "the provincial record does not parse (--json shows it)"
+				       : "not in the provincial catalogue");
+	if (!json_is_object(mapped) && !json_is_object(prov))
+		return;
+	print_side_by_side(json_is_object(mapped) ? mapped : NULL,
+			   json_is_object(prov) ? prov : NULL);
+	int64_t delivered, read;
+	if (json_is_object(prov) && json_time(member_time(r, "delivered"), &delivered) &&
+	    json_time(member_time(r, "provincial_seen"), &read) && delivered > read)
+		printf("(TỈNH as read before the last delivery; the next pass reads it again)\n");
+}
+
+static void print_procedure_history(json_t *history)
+{
+	static const char *const head[] = {"AT", "CHANGE", "FIELDS"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	size_t i;
+	json_t *h;
+	if (!json_array_size(history)) {
+		printf("history: none\n");
+		return;
+	}
+	printf("history:\n");
+	json_array_foreach (history, i, h) {
+		if (i == HISTORY_ROWS)
+			break;
+		char *row[] = {cell_member_time(h, "at"), cell_str(h, "change"),
+			       fields_text(json_object_get(h, "fields_changed"), 0)};
+		table_row(&t, row);
+	}
+	table_fit(&t, 2, out_width(), 20);
+	table_print_free(&t);
+	if (json_array_size(history) > HISTORY_ROWS)
+		printf("… %zu older (--json shows them)\n",
+		       json_array_size(history) - HISTORY_ROWS);
+}
+
+/* The open (and acknowledged) mismatches of a procedure. */
+static void print_procedure_mismatches(json_t *list, const char *code)
+{
+	static const char *const head[] = {"ID", "KIND", "SUMMARY"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	size_t i, closed = 0;
+	json_t *m;
+	json_array_foreach (list, i, m) {
+		const char *state = jstr(m, "state");
+		if (strcmp(state, "open") != 0 && strcmp(state, "acknowledged") != 0) {
+			closed++;
+			continue;
+		}
+		char *summary = cell_str(m, "summary");
+		char *row[] = {cell_str(m, "id"), cell_str(m, "kind"),
+			       !strcmp(state, "open") ? xstrdup(summary)
+						      : xasprintf("(%s) %s", state, summary)};
+		free(summary);
+		table_row(&t, row);
+	}
+	if (t.nrows) {
+		printf("open mismatches:\n");
+		table_fit(&t, 2, out_width(), 24);
+		table_print_free(&t);
+	} else {
+		printf("open mismatches: none\n");
+	}
+	if (closed)
+		printf("and %zu closed (lienthongctl mismatches --key %s)\n", closed, code);
+}
+
+static void print_procedure(json_t *r)
+{
+	char *code = cell_str(r, "code"), *status = cell_str(r, "status");
+	char *first = cell_member_time(r, "first_seen"), *last = cell_member_time(r, "last_seen");
+	char *changed = cell_member_time(r, "changed"), *withdrawn = NULL;
+	char *delivered = delivered_text(r), *prov_seen = cell_member_time(r, "provincial_seen");
+	/* A record without TENTTHC (malformed) or known only provincially. */
+	json_t *name_v = json_object_get(r, "name");
+	if (!json_is_string(name_v))
+		name_v = json_object_get(json_object_get(r, "mapped"), "tenThuTuc");
+	if (!json_is_string(name_v))
+		name_v = json_object_get(json_object_get(r, "provincial"), "tenThuTuc");
+	char *name = name_text(json_string_value(name_v), 0);
+
+	printf("%s  %s  [%s]\n", code, name, status);
+	if (!strcmp(first, "-"))
+		printf("%-12s never nationally", "seen:");
+	else
+		printf("%-12s first %s, last %s", "seen:", first, last);
+	/* A new procedure's changed time is its first sighting: no news. */
+	if (strcmp(changed, "-") != 0 && strcmp(changed, first) != 0)
+		printf("; changed %s", changed);
+	if (json_time(member_time(r, "withdrawn"), &(int64_t){0})) {
+		withdrawn = cell_member_time(r, "withdrawn");
+		printf("; withdrawn %s", withdrawn);
+	}
+	printf("\n%-12s %s\n", "delivered:", delivered);
+	printf("%-12s read %s\n\n", "provincial:", prov_seen);
+	print_procedure_records(r);
+	putchar('\n');
+	print_procedure_history(json_object_get(r, "history"));
+	putchar('\n');
+	print_procedure_mismatches(json_object_get(r, "mismatches"), code);
+	free(code);
+	free(name);
+	free(status);
+	free(first);
+	free(last);
+	free(changed);
+	free(withdrawn);
+	free(delivered);
+	free(prov_seen);
+}
+
+/* "12 open, 0 acknowledged, 3 resolved, 0 waived" of a counts object. */
+static char *counts_text(json_t *counts)
+{
+	struct dynbuf b;
+	const char *k;
+	json_t *v;
+	dynbuf_init(&b, 0);
+	json_object_foreach (counts, k, v) {
+		if (json_is_integer(v))
+			dynbuf_printf(&b, "%s%lld %s", b.len ? ", " : "",
+				      (long long)json_integer_value(v), k);
+	}
+	return b.len ? dynbuf_steal(&b, NULL) : (dynbuf_free(&b), xstrdup("-"));
+}
+
+static void print_mismatches(json_t *r)
+{
+	static const char *const head[] = {"ID",	"KIND", "KEY",	  "STATE",
+					   "LAST SEEN", "SEEN", "SUMMARY"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	json_t *list = json_object_get(r, "mismatches"), *m;
+	char *counts = counts_text(json_object_get(r, "counts"));
+	size_t i;
+	if (!json_array_size(list)) {
+		printf("no mismatches match\n");
+	} else {
+		json_array_foreach (list, i, m) {
+			char *row[] = {cell_str(m, "id"),
+				       cell_str(m, "kind"),
+				       cell_str(m, "key"),
+				       cell_str(m, "state"),
+				       cell_member_time(m, "last_seen"),
+				       cell_str(m, "occurrences"),
+				       cell_str(m, "summary")};
+			table_row(&t, row);
+		}
+		table_fit(&t, 6, out_width(), 24);
+		table_print_free(&t);
+		printf("\n%zu shown; ", json_array_size(list));
+	}
+	printf("in the whole log: %s\n", counts);
+	free(counts);
+}
+
+/*
+ * Pretty JSON that keeps what fits on a line on one line ({"ma": "P1",
+ * "soTien": 8000}), so that 4 KiB of a record shows more than its first
+ * fee lines. Appends to b at indent.
+ */
+static void pretty_json(json_t *v, size_t indent, struct dynbuf *b)
+{
+	char *one = json_dumps(v, JSON_ENCODE_ANY);
+	const char *k;
+	json_t *m;
+	size_t i, n = 0;
+	if (!one || indent + text_width(one) + PRETTY_MARGIN <= out_width() ||
+	    !(json_is_object(v) ? json_object_size(v) : json_array_size(v))) {
+		dynbuf_addstr(b, one ? one : "?");
+		free(one);
+		return;
+	}
+	free(one);
+	dynbuf_addstr(b, json_is_object(v) ? "{\n" : "[\n");
+	if (json_is_object(v)) {
+		json_object_foreach (v, k, m) {
+			json_t *key = json_string(k);
+			char *kt = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
+			dynbuf_printf(b, "%s%*s%s: ", n++ ? ",\n" : "", (int)indent + 2, "",
+				      kt ? kt : "?");
+			pretty_json(m, indent + 2, b);
+			free(kt);
+			json_decref(key);
+		}
+	} else {
+		json_array_foreach (v, i, m) {
+			dynbuf_printf(b, "%s%*s", i ? ",\n" : "", (int)indent + 2, "");
+			pretty_json(m, indent + 2, b);
+		}
+	}
+	dynbuf_printf(b, "\n%*s%s", (int)indent, "", json_is_object(v) ? "}" : "]");
+}
+
+static char *pretty_text(json_t *v)
+{
+	struct dynbuf b;
+	dynbuf_init(&b, 0);
+	pretty_json(v, 0, &b);
+	return dynbuf_steal(&b, NULL);
+}
+
+/*
+ * "label:" then the value on the same line when short, else indented below;
+ * lw is the labels' column width.
+ */
+static void print_labelled_json(const char *label, int lw, json_t *v)
+{
+	char *text = json_is_string(v) ? xstrdup(json_string_value(v)) : pretty_text(v);
+	if (!strchr(text, '\n') && text_width(text) + (size_t)lw + 3 <= out_width()) {
+		char *t = cell_text(text, 0);
+		printf("  %-*s %s\n", lw, label, t);
+		free(t);
+	} else {
+		printf("  %s\n", label);
+		if (print_block(text, "    ", BLOCK_BYTES))
+			printf("    … cut at %d KiB (--json shows all)\n", BLOCK_BYTES / 1024);
+	}
+	free(text);
+}
+
+/* A mismatch's detail: both values first, then whatever else it carries. */
+static void print_mismatch_detail(json_t *detail_v)
+{
+	static const char *const first[] = {"national", "provincial"};
+	json_t *d = json_of(detail_v), *v;
+	const char *k;
+	int lw = 12;
+	json_object_foreach (d, k, v) {
+		lw = LT_MAX(lw, (int)LT_MIN(strlen(k) + 1, (size_t)24));
+	}
+	if (!d) {
+		printf("detail: -\n");
+		return;
+	}
+	printf("detail:\n");
+	if (!json_is_object(d)) {
+		print_labelled_json("", lw, d);
+		json_decref(d);
+		return;
+	}
+	for (size_t i = 0; i < LT_ARRAY_SIZE(first); i++)
+		if ((v = json_object_get(d, first[i])) != NULL) {
+			char label[32];
+			snprintf(label, sizeof(label), "%s:", first[i]);
+			print_labelled_json(label, lw, v);
+		}
+	json_object_foreach (d, k, v) {
+		char label[64];
+		if (!strcmp(k, first[0]) || !strcmp(k, first[1]))
+			continue;
+		snprintf(label, sizeof(label), "%s:", k);
+		print_labelled_json(label, lw, v);
+	}
+	json_decref(d);
+}
+
+/* The raw record: pretty JSON when it parses, else its text; both cut. */
+static void print_mismatch_raw(json_t *raw)
+{
+	const char *text = json_string_value(raw);
+	json_error_t e;
+	json_t *j;
+	char *pretty = NULL;
+	size_t len;
+	if (!text) {
+		if (!raw || json_is_null(raw)) {
+			printf("raw: -\n");
+			return;
+		}
+		pretty = pretty_text(raw);
+	} else if ((j = json_loads(text, JSON_DECODE_ANY, &e)) != NULL) {
+		pretty = pretty_text(j);
+		json_decref(j);
+	}
+	len = strlen(pretty ? pretty : text);
+	printf("raw (%s, %zu bytes):\n", pretty ? "JSON" : "text", len);
+	if (print_block(pretty ? pretty : text, "  ", BLOCK_BYTES))
+		printf("  … cut at %d KiB of %zu bytes (--json shows all)\n", BLOCK_BYTES / 1024,
+		       len);
+	free(pretty);
+}
+
+static void print_mismatch_events(json_t *events)
+{
+	static const char *const head[] = {"AT", "STATE", "BY", "NOTE"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	size_t i;
+	json_t *e;
+	if (!json_array_size(events)) {
+		printf("events: none\n");
+		return;
+	}
+	printf("events:\n");
+	json_array_foreach (events, i, e) {
+		const char *state = jstr(e, "state"), *event = jstr(e, "event");
+		char *row[] = {cell_member_time(e, "at"),
+			       strcmp(event, "-") && strcmp(event, state)
+				       ? xasprintf("%s (%s)", state, event)
+				       : xstrdup(state),
+			       cell_str(e, "actor"), cell_str(e, "note")};
+		table_row(&t, row);
+	}
+	table_fit(&t, 3, out_width(), 24);
+	table_print_free(&t);
+}
+
+static void print_mismatch(json_t *r)
+{
+	char *id = cell_str(r, "id"), *kind = cell_str(r, "kind"), *key = cell_str(r, "key");
+	char *state = cell_str(r, "state"), *by = cell_str(r, "state_by");
+	char *since = when_text(member_time(r, "state"), "-");
+	char *note = cell_str(r, "state_note"), *agency = cell_str(r, "agency");
+	char *dossier = cell_str(r, "dossier"),
+	     *first = when_text(member_time(r, "first_seen"), "-");
+	char *last = when_text(member_time(r, "last_seen"), "-");
+	char *times = cell_str(r, "occurrences"), *summary = cell_str(r, "summary");
+
+	printf("mismatch %s\n", id);
+	printf("%-13s %s\n", "kind:", kind);
+	printf("%-13s %s\n", "key:", key);
+	printf("%-13s %s", "state:", state);
+	if (strcmp(by, "-") != 0 || strcmp(since, "-") != 0)
+		printf(", by %s, %s", by, since);
+	if (strcmp(note, "-") != 0)
+		printf(": %s", note);
+	putchar('\n');
+	printf("%-13s %s\n", "agency:", agency);
+	printf("%-13s %s\n", "dossier:", dossier);
+	printf("%-13s %s\n", "first seen:", first);
+	printf("%-13s %s\n", "last seen:", last);
+	printf("%-13s %s\n", "occurrences:", times);
+	printf("%-13s %s\n\n", "summary:", summary);
+	print_mismatch_detail(json_object_get(r, "detail"));
+	putchar('\n');
+	print_mismatch_raw(json_object_get(r, "raw"));
+	putchar('\n');
+	print_mismatch_events(json_object_get(r, "events"));
+	free(id);
+	free(kind);
+	free(key);
+	free(state);
+	free(by);
+	free(since);
+	free(note);
+	free(agency);
+	free(dossier);
+	free(first);
+	free(last);
+	free(times);
+	free(summary);
+}
+
 /*
  * Text printers by command. A result without the member a printer needs (a
  * daemon of another version) is printed as JSON instead.
@@ -523,6 +1366,10 @@ static const struct {
 	{"run", print_run, "flow"},
 	{"pause", print_flow_state, "state"},
 	{"resume", print_flow_state, "state"},
+	{"procedures", print_procedures, "total"},
+	{"procedure", print_procedure, "code"},
+	{"mismatches", print_mismatches, "mismatches"},
+	{"mismatch", print_mismatch, "kind"},
 };
 
 static void print_result(const char *cmd, json_t *result)
@@ -566,37 +1413,179 @@ static const struct ctl_command *command_find(const char *name)
 	return NULL;
 }
 
+/* One argument of a usage: "FLOW", "[MODE]", "[--kind KIND]", "[--force]". */
+struct usage_arg {
+	char *member;	/* the args member: "flow", "kind" (lower case, '-' as '_') */
+	char *option;	/* "kind" for --kind; NULL for a positional argument */
+	bool has_value; /* --kind KIND, not a bare --force */
+	bool optional;
+	bool seen;
+};
+
+/* The member an argument maps to: "MAHOSO" -> "mahoso", "dry-run" -> "dry_run". */
+static char *member_name(const char *s, size_t n)
+{
+	char *m = xstrndup(s, n);
+	for (char *p = m; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p == '-' ? '_' : *p);
+	return m;
+}
+
 /*
- * Builds args from the positional arguments using the command's usage:
- * "run FLOW" maps the first argument to "flow"; "[NOTE]" is optional.
- * Returns NULL with a message on stderr when the count does not fit.
+ * Parses the usage after the command name into *out (n of them). An option's
+ * value is the next word when the option's bracket is still open
+ * ("[--kind KIND]") or, unbracketed, when it is an upper-case placeholder.
+ */
+static size_t usage_parse(const char *usage, struct usage_arg **out)
+{
+	char *copy = xstrdup(usage), *save = NULL, *tok, *next;
+	struct usage_arg *a = NULL;
+	size_t n = 0;
+	strtok_r(copy, " ", &save); /* the command name */
+	for (tok = strtok_r(NULL, " ", &save); tok; tok = next) {
+		next = strtok_r(NULL, " ", &save);
+		struct usage_arg u = {.optional = tok[0] == '['};
+		char *name = tok + u.optional;
+		size_t len = strcspn(name, "]");
+		bool closed = name[len] == ']';
+		if (name[0] == '-' && name[1] == '-') {
+			u.option = xstrndup(name + 2, len - 2);
+			u.member = member_name(name + 2, len - 2);
+			if (next && !closed &&
+			    strspn(next, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-]") ==
+				    strlen(next)) {
+				u.has_value = true;
+				next = strtok_r(NULL, " ", &save);
+			}
+		} else {
+			u.member = member_name(name, len);
+		}
+		a = xrealloc(a, (n + 1) * sizeof(*a));
+		a[n++] = u;
+	}
+	free(copy);
+	*out = a;
+	return n;
+}
+
+static void usage_free(struct usage_arg *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(a[i].member);
+		free(a[i].option);
+	}
+	free(a);
+}
+
+/* The option argument of usage named name (n bytes), or NULL. */
+static struct usage_arg *usage_option(struct usage_arg *a, size_t n, const char *name, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i].option && strlen(a[i].option) == len && !strncmp(a[i].option, name, len))
+			return &a[i];
+	return NULL;
+}
+
+/* Whether --name (len bytes) is an option of lienthongctl itself. */
+static bool is_global_option(const char *name, size_t len)
+{
+	static const char *const names[] = {"socket", "json", "iso", "timeout", "help", "version"};
+	for (size_t i = 0; i < LT_ARRAY_SIZE(names); i++)
+		if (strlen(names[i]) == len && !strncmp(names[i], name, len))
+			return true;
+	return false;
+}
+
+static json_t *args_usage_error(const struct ctl_command *c, json_t *args, char *msg)
+{
+	if (msg)
+		fprintf(stderr, "lienthongctl: %s\n", msg);
+	fprintf(stderr, "%susage: lienthongctl %s\n", msg ? "" : "lienthongctl: ", c->usage);
+	free(msg);
+	json_decref(args);
+	return NULL;
+}
+
+/*
+ * Builds args from the command line using the command's usage: "run FLOW"
+ * maps the first positional argument to "flow", "[NOTE]" is optional, and
+ * "[--kind KIND]" takes --kind VALUE or --kind=VALUE as "kind". "--" ends
+ * the options (a flow may be named "--x"). Returns NULL with a message on
+ * stderr for an unknown option, a missing value or a count that does not fit.
  */
 static json_t *build_args(const struct ctl_command *c, int argc, char **argv)
 {
+	struct usage_arg *u = NULL;
+	size_t n = usage_parse(c->usage, &u), npos = 0;
 	json_t *args = json_object();
-	char *usage = xstrdup(c->usage), *save = NULL;
-	int i = 0, required = 0;
-	strtok_r(usage, " ", &save); /* the command name */
-	for (char *tok = strtok_r(NULL, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		bool optional = tok[0] == '[';
-		char *name = tok + optional;
-		name[strcspn(name, "]")] = '\0';
-		for (char *p = name; *p; p++)
-			*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-		required += !optional;
-		if (i < argc)
-			json_object_set_new(args, name, json_string(argv[i]));
-		else if (!optional)
-			break;
-		i++;
+	char *msg = NULL;
+	bool options_done = false;
+
+	for (int i = 0; i < argc && !msg; i++) {
+		const char *a = argv[i];
+		if (!options_done && !strcmp(a, "--")) {
+			options_done = true;
+			continue;
+		}
+		if (options_done || a[0] != '-' || a[1] != '-') {
+			size_t k = 0, seen = 0;
+			for (; k < n; k++)
+				if (!u[k].option && seen++ == npos)
+					break;
+			if (k == n) {
+				msg = xasprintf("too many arguments for %s", c->name);
+				break;
+			}
+			json_t *v = json_string(a);
+			if (!v) {
+				msg = xasprintf("argument %zu is not UTF-8 text", npos + 1);
+				break;
+			}
+			json_object_set_new(args, u[k].member, v);
+			u[k].seen = true;
+			npos++;
+			continue;
+		}
+		const char *eq = strchr(a + 2, '=');
+		size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+		struct usage_arg *o = usage_option(u, n, a + 2, len);
+		const char *value = eq ? eq + 1 : NULL;
+		if (!o) {
+			msg = xasprintf("%s has no option --%.*s%s", c->name, (int)len, a + 2,
+					is_global_option(a + 2, len)
+						? " (options of lienthongctl "
+						  "itself go before the command)"
+						: "");
+		} else if (o->seen) {
+			msg = xasprintf("option --%s given twice", o->option);
+		} else if (!o->has_value && eq) {
+			msg = xasprintf("option --%s takes no value", o->option);
+		} else if (o->has_value && !eq &&
+			   (value = i + 1 < argc ? argv[++i] : NULL) == NULL) {
+			msg = xasprintf("option --%s needs a value", o->option);
+		} else if (o->has_value && !*value) {
+			msg = xasprintf("option --%s needs a value, not an empty one", o->option);
+		} else {
+			json_t *v = o->has_value ? json_string(value) : json_true();
+			if (!v) {
+				msg = xasprintf("the value of --%s is not UTF-8 text", o->option);
+				break;
+			}
+			json_object_set_new(args, o->member, v);
+			o->seen = true;
+		}
 	}
-	if (argc < required || argc > i) {
-		fprintf(stderr, "lienthongctl: usage: lienthongctl %s\n", c->usage);
-		json_decref(args);
-		args = NULL;
+	for (size_t k = 0; k < n && !msg; k++)
+		if (!u[k].optional && !u[k].seen)
+			msg = u[k].option ? xasprintf("option --%s is required", u[k].option)
+					  : xstrdup("");
+	if (msg && !*msg) { /* a missing positional: the usage says it all */
+		free(msg);
+		usage_free(u, n);
+		return args_usage_error(c, args, NULL);
 	}
-	free(usage);
-	return args;
+	usage_free(u, n);
+	return msg ? args_usage_error(c, args, msg) : args;
 }
 
 static json_t *build_unknown_args(int argc, char **argv)
@@ -610,28 +1599,27 @@ static json_t *build_unknown_args(int argc, char **argv)
 static void usage_full(void)
 {
 	size_t w = 0;
-	printf("Usage: lienthongctl [--socket PATH] [--json] [--timeout SECONDS] COMMAND "
+	printf("Usage: lienthongctl [--socket PATH] [--json] [--iso] [--timeout SECONDS] COMMAND "
 	       "[ARGS...]\n"
 	       "\n"
 	       "Talks to lienthongd over its control socket.\n"
 	       "\n"
 	       "Commands:\n");
 	for (const struct ctl_command *c = ctl_commands; c->name; c++)
-		w = LT_MAX(w, text_width(c->usage));
-	for (const struct ctl_command *c = ctl_commands; c->name; c++) {
-		printf("  %s", c->usage);
-		for (size_t k = text_width(c->usage); k < w + 2; k++)
-			putchar(' ');
-		printf("%s%s\n", c->help,
-		       c->level == CTL_WRITE ? " (root or the service user)" : "");
-	}
+		w = usage_column(w, text_width(c->usage));
+	for (const struct ctl_command *c = ctl_commands; c->name; c++)
+		print_command_help(c->usage, c->help, c->level == CTL_WRITE, w);
 	printf("\n"
 	       "Options:\n"
 	       "  -s, --socket PATH    control socket (default $LIENTHONG_SOCKET, else %s)\n"
 	       "  -j, --json           print the result as JSON (the whole answer on failure)\n"
+	       "  -i, --iso            print times as ISO 8601 (UTC), not \"5m ago\"\n"
 	       "  -t, --timeout SECS   give up after this long (default %d s)\n"
 	       "  -h, --help           show this help\n"
 	       "  -V, --version        show the version\n"
+	       "\n"
+	       "Command options go after the command: mismatches --kind catalog.* --state open\n"
+	       "(or --kind=catalog.*); -- ends them.\n"
 	       "\n"
 	       "Exit status: 0 ok, 1 the command failed, 2 usage error,\n"
 	       "3 the daemon is unreachable or did not answer in the protocol.\n",
@@ -664,9 +1652,13 @@ static bool parse_timeout(const char *s, int *out_ms)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"socket", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
-		{"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},	   {NULL, 0, NULL, 0},
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"iso", no_argument, NULL, 'i'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *path = getenv("LIENTHONG_SOCKET");
 	int timeout_ms = CTL_DEFAULT_TIMEOUT_MS, opt, r;
@@ -678,10 +1670,11 @@ int main(int argc, char **argv)
 	if (!path || !*path)
 		path = CTL_DEFAULT_SOCKET;
 	/* "+": options end at the command, so its arguments may start with '-'. */
-	while ((opt = getopt_long(argc, argv, "+s:jt:hV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+s:jit:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': path = optarg; break;
 		case 'j': as_json = true; break;
+		case 'i': opt_iso = true; break;
 		case 't':
 			if (!parse_timeout(optarg, &timeout_ms))
 				return usage_error("--timeout wants a positive number of seconds");

@@ -107,11 +107,18 @@ ctl_json() { "$BIN/lienthongctl" --socket "$T/ctl.sock" --json "$@"; }
 # json_is CMD EXPR: true when lienthongctl --json CMD answers and jq EXPR
 # holds. (jq -e alone is true on empty input, so the answer is checked.)
 json_is() {
-	_out=$(ctl_json "$1") || return 1
+	# shellcheck disable=SC2086 # CMD is "command arg..." split on purpose
+	_out=$(ctl_json $1) || return 1
 	[ -n "$_out" ] || return 1
 	printf '%s\n' "$_out" | jq -e "$2" >/dev/null
 }
 status_is() { json_is status "$1"; }
+# sim_json PATH EXPR: GET PATH from the simulator; jq EXPR holds.
+sim_json() {
+	_out=$(curl -sf "$SIM_URL$1") || return 1
+	[ -n "$_out" ] || return 1
+	printf '%s\n' "$_out" | jq -e "$2" >/dev/null
+}
 # sim_is EXPR [QUERY]: the same for the simulator's /_sim/stats.
 sim_is() {
 	_out=$(curl -sf "$SIM_URL/_sim/stats${2:-}") || return 1
@@ -168,5 +175,37 @@ ${2:-}
 source = inbox
 sink = national
 ${3:-}
+CONF
+}
+
+# catalog_conf FILE [FLOW_LINES] [CSDL_LINES]: appends the procedures
+# pipeline: csdl connector "national" and provincial connector "province" on
+# the simulator (sim_start first), flow "catalog", mappings from the tree.
+catalog_conf() {
+	[ -f "$T/adapter.pw" ] || secret_file adapter.pw secret >/dev/null
+	[ -f "$T/province.token" ] || secret_file province.token provincial-secret-token >/dev/null
+	sed -i "s|^health_interval = 1s|health_interval = 1s\nmappings_dir = $(pwd)/mappings|" "$1"
+	cat >>"$1" <<CONF
+
+[connector.national]
+type = csdl
+url = $SIM_URL
+username = lienthong
+password = $T/adapter.pw
+madonvi = 000.00.00.H31
+backoff_base = 50ms
+max_attempts = 3
+${3:-}
+
+[connector.province]
+type = provincial
+url = $SIM_URL/provincial
+token = $T/province.token
+page_size = 100
+
+[flow.catalog]
+source = national
+target = province
+${2:-}
 CONF
 }

@@ -86,6 +86,7 @@ has "version names the daemon's version" "$T/out" "lienthongd $v"
 expect "--version needs no daemon" 0 "$BIN/lienthongctl" --version
 expect "--help needs no daemon" 0 "$BIN/lienthongctl" --help
 has "--help lists the commands with their arguments" "$T/out" "pause FLOW"
+has "--help lists command options" "$T/out" "mismatches [--kind KIND]"
 expect "LIENTHONG_SOCKET chooses the socket" 0 env LIENTHONG_SOCKET="$sock" \
 	"$BIN/lienthongctl" version
 
@@ -113,6 +114,43 @@ expect "an unknown command is sent and fails with 1" 1 ctl no-such-command a b
 has "the daemon points to help" "$T/err" "help"
 expect "a missing argument is a usage error (2)" 2 ctl pause
 expect "an unknown option is a usage error (2)" 2 ctl --no-such-option status
+
+# ---- command options (from the usage in ctl_commands) ------------------------
+expect "mismatches --kind x is accepted" 0 ctl mismatches --kind x
+has "an empty answer says nothing matches" "$T/out" "no mismatches match"
+expect "mismatches --kind=x is accepted" 0 ctl mismatches --kind=x
+has "--kind=x answers the same" "$T/out" "no mismatches match"
+expect "every option of mismatches is accepted" 0 ctl mismatches --kind 'catalog.*' \
+	--state open --since 2025-01-01 --agency STP --dossier H31.1 --key 1.001193 --limit 5
+expect "--json mismatches answers JSON" 0 ctl --json mismatches --kind=catalog.fee
+check "with the list and the counts" sh -c '[ -s "$1" ] && jq -e ".mismatches == [] and (.counts | has(\"open\"))" "$1"' - "$T/out"
+expect "an option value reaches the daemon as its argument (--state bogus: 1)" 1 \
+	ctl mismatches --state bogus
+has "the daemon names the bad state" "$T/err" "state 'bogus'"
+expect "so does --state=bogus" 1 ctl mismatches --state=bogus
+has "the daemon names the bad state (=)" "$T/err" "state 'bogus'"
+expect "an unknown option of a command is a usage error (2)" 2 ctl mismatches --no-such x
+has "the error names the option" "$T/err" "--no-such"
+has "the error shows the usage" "$T/err" "usage: lienthongctl mismatches [--kind KIND]"
+expect "an option without its value is a usage error (2)" 2 ctl mismatches --kind
+has "the error says the value is missing" "$T/err" "--kind needs a value"
+expect "an empty option value is a usage error (2)" 2 ctl mismatches --kind=
+expect "an option given twice is a usage error (2)" 2 ctl mismatches --kind a --kind b
+expect "a positional argument mismatches does not take is a usage error (2)" 2 ctl mismatches x
+expect "a global option after the command is a usage error (2)" 2 ctl mismatches --json
+has "the error says where global options go" "$T/err" "before the command"
+expect "an option of a command that has none is a usage error (2)" 2 ctl status --kind x
+expect "options are parsed before the daemon is asked (unreachable: 3)" 3 \
+	"$BIN/lienthongctl" --socket "$T/nothing.sock" mismatches --kind x
+expect "and a usage error wins over an unreachable daemon (2)" 2 \
+	"$BIN/lienthongctl" --socket "$T/nothing.sock" mismatches --kind
+expect "-- ends the options: run -- --x asks for a flow named --x (1)" 1 ctl run -- --x
+has "the daemon names the flow --x" "$T/err" "no flow named '--x'"
+expect "an optional positional argument is accepted (run FLOW MODE)" 1 ctl run no-such-flow full
+expect "a missing required argument is a usage error (2)" 2 ctl procedure
+expect "too many arguments are a usage error (2)" 2 ctl mismatch 1 2
+expect "an unknown procedure fails (1)" 1 ctl procedure 1.999999.000.00.00.H31
+expect "an unknown mismatch fails (1)" 1 ctl mismatch 999999
 
 # ---- permissions ----------------------------------------------------------
 expect "a member of the socket's group may read status" 0 as_nobody \

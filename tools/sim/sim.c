@@ -27,7 +27,13 @@ struct sim_config sim_config;
 
 /* Initialised in this order, finalised in reverse. */
 static const struct sim_module *const modules[] = {
-	&sim_stats_module, &sim_session_module, &sim_fault_module, &sim_adapter_module, NULL,
+	&sim_stats_module,
+	&sim_session_module,
+	&sim_fault_module,
+	&sim_adapter_module,
+	&sim_catalog_module,
+	&sim_provincial_module,
+	NULL,
 };
 
 static const char usage_text[] =
@@ -62,6 +68,11 @@ static const char usage_text[] =
 	"  --oauth2 KEY:SECRET       POST /token with Basic KEY:SECRET, then Bearer on every call\n"
 	"  --token-ttl SECONDS       access token lifetime (default 3600)\n"
 	"  --token-path PATH         (default /token)\n"
+	"\n"
+	"Procedure catalogue (CSDL TTHC services on the share path; provincial REST API):\n"
+	"  --procedures N            national procedures generated from --seed (default 2000)\n"
+	"  --provincial-token TOKEN  Bearer token of /provincial/api/v1 (default\n"
+	"                            provincial-secret-token)\n"
 	"\n"
 	"Faults (also at run time: POST /_sim/faults; never on /_sim/* and /health):\n"
 	"  --error-rate P            answer 500 with probability P\n"
@@ -107,6 +118,8 @@ enum {
 	OPT_MALFORMED_RATE,
 	OPT_FAIL_NEXT,
 	OPT_DOWN,
+	OPT_PROCEDURES,
+	OPT_PROVINCIAL_TOKEN,
 };
 
 static const struct option long_options[] = {
@@ -139,6 +152,8 @@ static const struct option long_options[] = {
 	{"malformed-rate", required_argument, NULL, OPT_MALFORMED_RATE},
 	{"fail-next", required_argument, NULL, OPT_FAIL_NEXT},
 	{"down", no_argument, NULL, OPT_DOWN},
+	{"procedures", required_argument, NULL, OPT_PROCEDURES},
+	{"provincial-token", required_argument, NULL, OPT_PROVINCIAL_TOKEN},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -252,6 +267,8 @@ static void parse_args(int argc, char **argv)
 	c->integration_path = "/integration";
 	c->share_path = "/share";
 	c->token_path = "/token";
+	c->procedures = 2000;
+	c->provincial_token = "provincial-secret-token";
 	sim_faultset_defaults(&c->faults);
 
 	while ((opt = getopt_long(argc, argv, "vhV", long_options, &idx)) != -1) {
@@ -321,6 +338,14 @@ static void parse_args(int argc, char **argv)
 			c->faults.fail_next = parse_uint(name, optarg, 0, UINT64_MAX);
 			break;
 		case OPT_DOWN: c->faults.down = true; break;
+		case OPT_PROCEDURES:
+			c->procedures = (unsigned)parse_uint(name, optarg, 0, 100000);
+			break;
+		case OPT_PROVINCIAL_TOKEN:
+			if (optarg[0] == '\0' || strlen(optarg) > 512)
+				bad_option(name, "...", "must be 1 to 512 bytes");
+			c->provincial_token = optarg;
+			break;
 		case 'v': c->verbose = true; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		case 'V': printf("%s %s\n", SIM_NAME, LT_VERSION); exit(0);

@@ -112,7 +112,9 @@ struct sim_config {
 	const char *integration_path;
 	const char *share_path;
 	const char *token_path;
-	struct sim_faultset faults; /* initial global fault set */
+	struct sim_faultset faults;   /* initial global fault set */
+	unsigned procedures;	      /* national catalogue size at start (--procedures) */
+	const char *provincial_token; /* Bearer token of the provincial API */
 	bool verbose;
 };
 
@@ -137,6 +139,8 @@ extern const struct sim_module sim_stats_module;
 extern const struct sim_module sim_fault_module;
 extern const struct sim_module sim_session_module;
 extern const struct sim_module sim_adapter_module;
+extern const struct sim_module sim_catalog_module;
+extern const struct sim_module sim_provincial_module;
 
 /* ---- requests, replies and routes ------------------------------------ */
 
@@ -284,6 +288,13 @@ struct sim_call {
 	const char *madonvi; /* "" when absent */
 	json_t *params;	     /* the request object, borrowed */
 	struct sim_request *rq;
+	/*
+	 * Optional, set by the handler: the answer's "result" as ready JSON
+	 * text (malloc'd, handed over), spliced into the answer in place of
+	 * its "result" member, so that large pre-rendered results are not
+	 * parsed and dumped again. NULL when the answer object is complete.
+	 */
+	char *result_text;
 };
 
 /*
@@ -301,6 +312,7 @@ struct sim_service {
 
 /* Service tables, one per sim_svc_*.c, each ending with a NULL name. */
 extern const struct sim_service sim_base_services[];
+extern const struct sim_service sim_csdl_services[];
 
 /* {"error_code":0,"message":"OK","result":result}; result stolen (NULL: null). */
 json_t *sim_answer_ok(json_t *result);

@@ -26,6 +26,7 @@
 
 static const struct sim_service *const service_tables[] = {
 	sim_base_services,
+	sim_csdl_services,
 	NULL,
 };
 
@@ -91,6 +92,42 @@ static void adapter_reply(const struct sim_request *rq, struct sim_reply *rp, js
 		answer = outer;
 	}
 	sim_reply_json(rp, MHD_HTTP_OK, answer);
+}
+
+/*
+ * Answers answer (stolen) with result_text (stolen, JSON text) as its
+ * "result" member: the answer is dumped without it and the text spliced in.
+ */
+static void adapter_reply_text(const struct sim_request *rq, struct sim_reply *rp, json_t *answer,
+			       char *result_text)
+{
+	struct sim_buf b = {0};
+	char *head, *text;
+	size_t len;
+
+	json_object_del(answer, "result");
+	head = json_dumps(answer, SIM_JSON_DUMP_FLAGS);
+	json_decref(answer);
+	if (head == NULL)
+		sim_die("json_dumps: out of memory");
+	len = strlen(head); /* "{...}" */
+	sim_buf_add(&b, head, len - 1);
+	sim_buf_adds(&b, len > 2 ? ",\"result\":" : "\"result\":");
+	sim_buf_adds(&b, result_text);
+	sim_buf_add(&b, "}", 1);
+	free(head);
+	free(result_text);
+	if (rq->wrap_message) {
+		json_t *outer = json_pack("{s:s}", "message", b.data);
+
+		sim_buf_free(&b);
+		if (outer == NULL)
+			sim_die("json_pack: out of memory");
+		sim_reply_json(rp, MHD_HTTP_OK, outer);
+		return;
+	}
+	text = sim_buf_steal(&b, &len);
+	sim_reply_buffer(rp, MHD_HTTP_OK, "application/json; charset=utf-8", text, len);
 }
 
 /* ---- gateway (OAuth2 client credentials) ----------------------------- */
@@ -237,10 +274,14 @@ static void call(struct sim_request *rq, struct sim_reply *rp, unsigned endpoint
 		c.madonvi = "";
 	c.params = req;
 	c.rq = rq;
+	c.result_text = NULL;
 	answer = c.service->fn(&c);
 	if (answer == NULL)
 		sim_die("service %s returned no answer", c.service->name);
-	adapter_reply(rq, rp, answer);
+	if (c.result_text != NULL)
+		adapter_reply_text(rq, rp, answer, c.result_text);
+	else
+		adapter_reply(rq, rp, answer);
 }
 
 static void post_integration(struct sim_request *rq, struct sim_reply *rp)

@@ -71,6 +71,31 @@ static struct sim_faultset *find_scope(enum scope_kind kind, const char *key)
 	return NULL;
 }
 
+/*
+ * The set scoped to path: the longest scope that is path itself or one of
+ * its prefixes ending at a '/' ("/provincial/api/v1/thu-tuc" scopes
+ * "/provincial/api/v1/thu-tuc/1.001193..." too), so that a REST resource
+ * and its items fail together.
+ */
+static struct sim_faultset *find_path_scope(const char *path)
+{
+	struct sim_faultset *best = NULL;
+	size_t best_len = 0;
+
+	for (size_t i = 0; i < F.n_scopes; i++) {
+		const char *key = F.scopes[i].key;
+		size_t n = strlen(key);
+
+		if (F.scopes[i].kind != SCOPE_PATH || n < best_len || strncmp(path, key, n) != 0)
+			continue;
+		if (path[n] == '\0' || path[n] == '/' || (n > 0 && key[n - 1] == '/')) {
+			best = &F.scopes[i].set;
+			best_len = n;
+		}
+	}
+	return best;
+}
+
 void sim_fault_decide(const char *path, const char *service, struct sim_fault_decision *d)
 {
 	struct sim_faultset *fs = NULL;
@@ -81,7 +106,7 @@ void sim_fault_decide(const char *path, const char *service, struct sim_fault_de
 	if (F.n_scopes > 0 && service != NULL)
 		fs = find_scope(SCOPE_SERVICE, service);
 	if (F.n_scopes > 0 && fs == NULL && path != NULL)
-		fs = find_scope(SCOPE_PATH, path);
+		fs = find_path_scope(path);
 	if (fs == NULL)
 		fs = &F.global;
 	d->latency_ms = fs->latency_ms;
