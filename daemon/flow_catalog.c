@@ -392,8 +392,14 @@ static void on_put(struct conn *conn, enum conn_outcome o, const char *detail, v
 				 json_pack("{s:s, s:s}", "outcome", conn_outcome_name(o), "error",
 					   detail ? detail : ""),
 				 NULL, first_agency(op->mapped));
-			if (o == CONN_RETRY)
+			if (o == CONN_RETRY) {
+				/* The province is unreachable: the pass is incomplete;
+				 * a refusal of one record (CONN_FAIL) is that record's
+				 * mismatch only. */
 				p->incomplete = true;
+				pass_fail(p, CONN_RETRY, "delivery of %s: %s", op->code,
+					  detail ? detail : "retry");
+			}
 		}
 		compare(p, op->code, op->mapped);
 		maybe_commit(p);
