@@ -384,6 +384,10 @@ static void on_put(struct conn *conn, enum conn_outcome o, const char *detail, v
 							 now_wall_ms()),
 				    "record a delivery");
 			char *text = json_dumps(op->mapped, JSON_COMPACT);
+			group_write(
+				p,
+				store_prov_catalog_set(cat_store(p), op->code, text, now_wall_ms()),
+				"record a delivered procedure");
 			strmap_set_take(&p->prov, op->code, text);
 			p->n_delivered++;
 		} else {

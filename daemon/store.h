@@ -223,6 +223,9 @@ json_t *store_proc_summary(struct store *s, unsigned limit);
  */
 int store_prov_catalog_replace(struct store *s, const json_t *records, const char *key_field,
 			       int64_t when_ms);
+/* Sets one record of the snapshot (after the province accepted a delivery). */
+int store_prov_catalog_set(struct store *s, const char *code, const char *record_text,
+			   int64_t when_ms);
 
 /* The audit trail: who did what to which thing. */
 int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,

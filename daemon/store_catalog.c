@@ -523,3 +523,19 @@ int store_prov_catalog_replace(struct store *s, const json_t *records, const cha
 			  removed);
 	return r;
 }
+
+int store_prov_catalog_set(struct store *s, const char *code, const char *record_text,
+			   int64_t when_ms)
+{
+	const char *op = "storing a delivered procedure in the provincial snapshot";
+	if (!code || !record_text)
+		return -EINVAL;
+	int r = store_write_check(s);
+	if (r < 0)
+		return r;
+	r = store_op_begin(s, op);
+	if (r < 0)
+		return r;
+	r = cat_exec(s, STC_PROV_PUT, op, "tti", code, record_text, when_ms);
+	return store_op_end(s, r, op);
+}

@@ -74,6 +74,7 @@ curl -sf -X POST -d "{\"op\":\"change\",\"code\":\"$plain\"}" "$SIM_URL/_sim/cat
 run_pass full 3
 check "a national change is recorded in the history with the fields that changed" json_is "procedure $plain" '.history[0].change == "changed" and (.history[0].fields_changed | index("TENTTHC"))'
 check "the changed procedure is delivered to the province" sim_json /_sim/provincial/puts ".by_code[\"$plain\"] == 1"
+check "the provincial side shown is the delivered record" json_is "procedure $plain" '.provincial.tenThuTuc == .mapped.tenThuTuc'
 check "a delivered change leaves no mismatch for it" json_is "mismatches --key $plain --state open" '.mismatches | length == 0'
 
 # ---- new codes on a quick pass ---------------------------------------------------
