@@ -152,7 +152,14 @@ install: all
 	@# An existing configuration is the operator's: never overwritten.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/lienthong/lienthong.conf ] || \
 	  install -m 0640 etc/lienthong.conf $(DESTDIR)$(SYSCONFDIR)/lienthong/lienthong.conf
-	for f in mappings/*; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(SYSCONFDIR)/lienthong/mappings/; done; true
+	@# Mappings: the shipped set always in share/ (to compare with), the
+	@# site's set in /etc only where a file is absent (sites fix mappings).
+	install -d $(DESTDIR)$(PREFIX)/share/lienthong/mappings
+	for f in mappings/*.json; do \
+	  install -m 0644 "$$f" $(DESTDIR)$(PREFIX)/share/lienthong/mappings/; \
+	  [ -e $(DESTDIR)$(SYSCONFDIR)/lienthong/mappings/$${f#mappings/} ] || \
+	    install -m 0644 "$$f" $(DESTDIR)$(SYSCONFDIR)/lienthong/mappings/; \
+	done
 	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g; s|/usr/local/lib/|$(PREFIX)/lib/|g' systemd/lienthong.service > $(DESTDIR)$(UNITDIR)/lienthong.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/lienthong.service
 	install -m 0644 docs/man/lienthongd.8 $(DESTDIR)$(PREFIX)/share/man/man8/

@@ -181,8 +181,9 @@ static void group_write(struct cat_pass *p, int r, const char *what)
 static void group_begin(struct cat_pass *p)
 {
 	struct store *s = cat_store(p);
-	if (s && store_begin(s) < 0)
-		p->store_failed = true;
+	int r = s ? store_begin(s) : 0;
+	if (r < 0)
+		group_write(p, r, "begin a transaction");
 }
 
 static void group_commit(struct cat_pass *p, bool reopen)
@@ -659,8 +660,10 @@ static void plan_fetch(struct cat_pass *p)
 		p->todo[p->n_todo++] = xstrdup(code);
 	}
 	p->n_fetch = p->n_todo;
-	/* Provincial-only codes the national side may know as withdrawn. */
-	for (size_t i = 0; p->prov_ok && i < p->prov.cap; i++) {
+	/* Provincial-only codes the national side may know as withdrawn (only
+	 * against a list we trust: a short list would make every code look
+	 * provincial-only). */
+	for (size_t i = 0; p->prov_ok && p->list_trusted && i < p->prov.cap; i++) {
 		const char *code = p->prov.slots[i].key;
 		if (!code || strmap_has(&p->listed, code) || json_object_get(p->index, code))
 			continue;
@@ -817,7 +820,7 @@ static void finish_catalogue(struct cat_pass *p)
 			maybe_commit(p);
 		}
 	}
-	if (!p->prov_ok)
+	if (!p->prov_ok || !p->list_trusted)
 		return;
 	for (size_t i = 0; i < p->prov.cap; i++) {
 		code = p->prov.slots[i].key;
@@ -847,7 +850,10 @@ static void auto_close(struct cat_pass *p)
 	static const char *const catalogue_kinds[] = {"missing_provincial", "unknown_provincial",
 						      "withdrawn_provincial", "delivery_failed"};
 	int64_t now = now_wall_ms();
-	if (!s || !p->full || p->incomplete || p->store_failed || p->stopping)
+	/* Only a complete full pass over a trusted list may say a mismatch is
+	 * gone: a record not looked at is not a record that matches. */
+	if (!s || !p->full || p->incomplete || p->store_failed || p->stopping || !p->list_trusted ||
+	    p->outcome != CONN_OK)
 		return;
 	unsigned n = 0, total = 0;
 	char kind[96];
@@ -980,8 +986,6 @@ static int catalog_start(struct flow *f)
 	struct store *s = f->d->store;
 	if (!c || c->pass)
 		return -EBUSY;
-	if (!c->last_full_ms)
-		c->last_full_ms = cursor_ms(s, f->name, "full");
 	struct cat_pass *p = xcalloc(1, sizeof(*p));
 	p->refs = 1;
 	p->cat = c;
@@ -1114,6 +1118,8 @@ static int catalog_init(struct flow *f, bool check_only, char **err)
 	c->dst = dst ? conn_ref(dst) : NULL;
 	c->map = m;
 	c->field = xasprintf("FLOW=%s", f->name);
+	c->last_full_ms = cursor_ms(f->d->store, f->name, "full");
+	c->last_quick_ms = cursor_ms(f->d->store, f->name, "quick");
 	f->priv = c;
 	return 0;
 }

@@ -115,14 +115,31 @@ check "with the time it cleared" json_is "mismatches --kind catalog.fee --key $f
 
 # ---- bad input never withdraws by mistake ---------------------------------------------
 active=$(ctl_json procedures | jq .active)
+open_before=$(ctl_json mismatches --state open --limit 10000 | jq -c '[.mismatches[].id] | sort')
 curl -sf -X POST -d '{"op":"empty_list","on":true}' "$SIM_URL/_sim/catalog" >/dev/null
-run_pass quick 9
+run_pass full 9
 check "an empty national list fails the pass" status_is '.flows[0].last_error | test("empty list")'
 check "and withdraws nothing" json_is procedures ".active == $active"
+check "and neither opens nor closes any mismatch" json_is "mismatches --state open --limit 10000" "[.mismatches[].id] | sort == $open_before"
 curl -sf -X POST -d '{"op":"empty_list","on":false}' "$SIM_URL/_sim/catalog" >/dev/null
 
+# A list that lost a quarter of the catalogue at once is not trusted either.
+session=$(curl -sf -X POST -d '{"username":"lienthong","password":"secret"}' "$SIM_URL/auth" | jq -r .session)
+curl -sf -X POST -d "{\"session\":\"$session\",\"service\":\"LayDanhSachTTHC\"}" "$SIM_URL/share" |
+	jq -r '.result[].MATTHC' | head -80 >"$T/shrink.txt"
+while read -r c; do
+	curl -sf -X POST -d "{\"op\":\"withdraw\",\"code\":\"$c\"}" "$SIM_URL/_sim/catalog" >/dev/null
+done <"$T/shrink.txt"
+run_pass full 10
+check "a list lacking 80 of ~300 procedures fails the pass" status_is '.flows[0].last_error | test("lacks [0-9]+ of")'
+check "and withdraws nothing" json_is procedures ".active == $active"
+check "and neither opens nor closes any mismatch" json_is "mismatches --state open --limit 10000" "[.mismatches[].id] | sort == $open_before"
+while read -r c; do
+	curl -sf -X POST -d "{\"op\":\"reinstate\",\"code\":\"$c\"}" "$SIM_URL/_sim/catalog" >/dev/null
+done <"$T/shrink.txt"
+
 sim_faults '{"malformed_rate": 1.0, "service": "LayDanhSachTTHC"}'
-run_pass quick 10
+run_pass quick 11
 check "an HTML answer to the list fails the pass, visibly" status_is '.flows[0].last_error | test("JSON|html|HTML")'
 check "and withdraws nothing" json_is procedures ".active == $active"
 sim_faults '{"reset": true}'
@@ -130,12 +147,12 @@ sim_faults '{"reset": true}'
 curl -sf -X POST "$SIM_URL/_sim/expire-sessions" >/dev/null
 logins=$(sim_stat .logins)
 ok_runs=$(ctl_json status | jq '.flows[0].runs_ok')
-run_pass full 11
+run_pass full 12
 check "an expired session is renewed once" sim_json /_sim/stats ".logins == $((logins + 1))"
 check "and the pass succeeds" status_is ".flows[0].runs_ok == $((ok_runs + 1))"
 
 sim_faults '{"rate_limit_rate": 1.0, "retry_after_s": 0, "service": "LayThuTuc"}'
-run_pass full 12
+run_pass full 13
 check "a 429 storm leaves the pass incomplete, visibly" status_is '.flows[0].last_error | test("429")'
 check "and withdraws nothing" json_is procedures ".active == $active"
 check "and logs no mismatch for the records it could not fetch" json_is "mismatches --kind catalog.malformed --state open" ".mismatches | length == $(jq '.malformed | length' "$T/seeded.json")"
@@ -143,7 +160,7 @@ sim_faults '{"reset": true}'
 
 failed_runs=$(ctl_json status | jq '.flows[0].runs_failed')
 sim_faults '{"down": true}'
-run_pass quick 13
+run_pass quick 14
 check "an adapter outage fails the pass" status_is ".flows[0].runs_failed == $((failed_runs + 1))"
 check "and withdraws nothing" json_is procedures ".active == $active"
 check "status names the failing connector" status_is '.connectors[] | select(.name=="national") | .last_error != null'

@@ -18,6 +18,11 @@ check "no /usr/local path is left in the unit" sh -c "! grep -q /usr/local/ $roo
 for m in man8/lienthongd.8 man1/lienthongctl.1 man1/lienthong-sim.1 man5/lienthong.conf.5; do
 	check "installs man page $m" test -f "$root/usr/share/man/$m"
 done
+check "installs the mappings into /etc" test -f "$root/etc/lienthong/mappings/procedure.json"
+check "and the shipped set into share/ for comparison" test -f "$root/usr/share/lienthong/mappings/procedure.json"
+echo '{"site": "edited"}' >"$root/etc/lienthong/mappings/procedure.json"
+make -s --no-print-directory BUILD="$BUILD" install DESTDIR="$root" PREFIX=/usr >>"$T/install.log" 2>&1
+check "a second install keeps the site's edited mapping" grep -q edited "$root/etc/lienthong/mappings/procedure.json"
 check "installs the sysusers entry" test -f "$root/usr/lib/sysusers.d/lienthong.conf"
 check "installs the tmpfiles entry" test -f "$root/usr/lib/tmpfiles.d/lienthong.conf"
 check "the installed daemon runs" "$root/usr/sbin/lienthongd" --version
