@@ -81,7 +81,7 @@ $(BUILD)/lienthongctl: $(BUILD)/obj/tools/lienthongctl.o $(BUILD)/liblienthong.a
 $(BUILD)/lienthong-sim: $(SIM_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(SIM_LIBS) -lm -lpthread
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/simproc.h $(BUILD)/liblienthong.a
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/liblienthong.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(ALL_CFLAGS) -Itests/unit -rdynamic -o $@ $< -Wl,--whole-archive $(BUILD)/liblienthong.a -Wl,--no-whole-archive $(LDLIBS_D)
 

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <systemd/sd-event.h>
@@ -1047,6 +1048,20 @@ int http_client_new(struct http_core *core, const char *name, const struct http_
 		*err = xstrdup("client_key is set without client_cert");
 		return -EINVAL;
 	}
+	/* Unreadable TLS files are a configuration error, found at load and
+	 * reload, not a transport error retried at every request. */
+	const struct {
+		const char *key, *path;
+	} files[] = {{"ca_file", o->ca_file},
+		     {"client_cert", o->client_cert},
+		     {"client_key", o->client_key}};
+	for (size_t i = 0; i < LT_ARRAY_SIZE(files); i++) {
+		if (files[i].path && *files[i].path && access(files[i].path, R_OK) < 0) {
+			int e = errno;
+			*err = xasprintf("%s %s: %s", files[i].key, files[i].path, strerror(e));
+			return -e;
+		}
+	}
 
 	c = xcalloc(1, sizeof(*c));
 	c->core = core;
@@ -1076,6 +1091,10 @@ int http_client_new(struct http_core *core, const char *name, const struct http_
 		return -ENOMEM;
 	}
 	sd_event_source_set_description(c->retry_timer, "http-retry");
+	if (!o->tls_verify && str_startswith(c->o.url, "https:"))
+		log_fields(LOG_WARNING, c->fields,
+			   "TLS certificate verification is off (tls_verify = false): for a test "
+			   "system only, never in production");
 	c->next = core->clients;
 	if (core->clients)
 		core->clients->prev = c;

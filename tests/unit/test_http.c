@@ -25,72 +25,11 @@
 #include <jansson.h>
 
 #include "http.h"
+#include "httptest.h"
 #include "log.h"
 #include "simproc.h"
 #include "tap.h"
 #include "util.h"
-
-/* ---- results ---------------------------------------------------------- */
-
-static bool in_submit;
-static int done_inside_submit;
-
-struct result {
-	int calls;
-	enum http_outcome o;
-	long status;
-	unsigned attempts;
-	int curl_code;
-	char *why;
-	char *body;
-	char *ctype;
-	uint64_t at_us;
-	int *counter; /* incremented on completion */
-};
-
-static void result_clear(struct result *r)
-{
-	free(r->why);
-	free(r->body);
-	free(r->ctype);
-	memset(r, 0, sizeof(*r));
-}
-
-static void on_done(const struct http_response *r, enum http_outcome o, const char *why, void *ud)
-{
-	struct result *res = ud;
-	if (in_submit)
-		done_inside_submit++;
-	res->calls++;
-	res->o = o;
-	res->status = r->status;
-	res->attempts = r->attempts;
-	res->curl_code = r->curl_code;
-	free(res->why);
-	free(res->body);
-	free(res->ctype);
-	res->why = why ? xstrdup(why) : NULL;
-	res->body = xstrndup(r->body, r->body_len);
-	res->ctype = r->content_type ? xstrdup(r->content_type) : NULL;
-	res->at_us = now_mono_us();
-	if (res->counter)
-		(*res->counter)++;
-}
-
-static void submit(struct http_client *c, struct http_request *rq, struct result *res)
-{
-	http_request_done(rq, on_done, res);
-	in_submit = true;
-	int r = http_submit(c, rq);
-	in_submit = false;
-	if (r < 0)
-		printf("# http_submit: %d\n", r);
-}
-
-static struct http_request *req(const char *method, const char *path)
-{
-	return http_request_new(method, path);
-}
 
 /* A POST the adapter answers 200 (without a session: "expired"). */
 static struct http_request *post(void)
@@ -98,41 +37,6 @@ static struct http_request *post(void)
 	struct http_request *r = http_request_new("POST", "/integration");
 	http_request_body(r, xstrdup("{\"service\":\"Ping\"}"), 18, "application/json");
 	return r;
-}
-
-static struct http_opts base_opts(const char *url)
-{
-	struct http_opts o = {
-		.url = (char *)url,
-		.tls_verify = true,
-		.connect_timeout_ms = 2000,
-		.timeout_ms = 5000,
-		.max_response_bytes = 1 << 20,
-		.concurrency = 8,
-		.max_attempts = 4,
-		.backoff_base_ms = 10,
-		.backoff_cap_ms = 200,
-		.breaker_failures = 0,
-		.breaker_open_ms = 1000,
-	};
-	return o;
-}
-
-static struct http_client *client(struct http_core *core, const char *name, struct http_opts o)
-{
-	struct http_client *c = NULL;
-	char *err = NULL;
-	if (http_client_new(core, name, &o, &c, &err) < 0) {
-		printf("# http_client_new: %s\n", err);
-		free(err);
-		exit(1);
-	}
-	return c;
-}
-
-static bool contains(const char *s, const char *sub)
-{
-	return s && strstr(s, sub);
 }
 
 /* ---- pure functions ---------------------------------------------------- */
