@@ -89,7 +89,9 @@ struct call {
 	char *service;	/* owned */
 	json_t *params; /* owned, may be NULL */
 	adapter_classify_fn classify;
-	adapter_done_fn done; /* NULL once cancelled */
+	bool classify_first;   /* classify sees a refusal before the expiry rule */
+	unsigned max_attempts; /* 0: the client's */
+	adapter_done_fn done;  /* NULL once cancelled */
 	void *ud;
 	bool relogged;	      /* the one re-login after an expiry is spent */
 	bool token_refreshed; /* the one token refresh after a 401 is spent */
@@ -489,6 +491,8 @@ static void send_call(struct adapter *a, struct call *c)
 	c->sent_token_gen = a->token_gen;
 	call_forget_answer(c);
 	c->cls_attempt = 0;
+	if (c->max_attempts)
+		http_request_max_attempts(r, c->max_attempts);
 	http_request_classify(r, call_classify, c);
 	http_request_done(r, call_http_done, c);
 	list_append(&a->sent, &c->node);
@@ -559,6 +563,16 @@ static enum http_outcome call_classify(const struct http_response *r, void *ud, 
 	}
 	answer_view(c->answer, r, &aa);
 	bool success = *aa.error_code && in_list(a->success, aa.error_code);
+	if (c->classify && c->classify_first && !success && is_2xx(r->status)) {
+		/* The connector knows the service's refusals ("đã tồn tại"): one it
+		 * recognises (it gives a reason) is never taken for an expiry. */
+		char *w2 = NULL;
+		enum http_outcome o2 = c->classify(&aa, HTTP_FAIL, c->ud, &w2);
+		if (w2) {
+			*why = w2;
+			return o2;
+		}
+	}
 	if (uses_session(a) && !success && r->status < 500 && is_expired(a, &aa)) {
 		c->expired = true;
 		*why = answer_why("session expired: ", &aa);
@@ -918,6 +932,14 @@ void adapter_free(struct adapter *a)
 int adapter_call(struct adapter *a, enum adapter_endpoint ep, const char *service, json_t *params,
 		 adapter_classify_fn classify, adapter_done_fn done, void *ud)
 {
+	const struct adapter_call_opts o = {.classify = classify};
+	return adapter_call_ex(a, ep, service, params, &o, done, ud);
+}
+
+int adapter_call_ex(struct adapter *a, enum adapter_endpoint ep, const char *service,
+		    json_t *params, const struct adapter_call_opts *o, adapter_done_fn done,
+		    void *ud)
+{
 	if (!a || a->freeing) {
 		json_decref(params);
 		return -ESHUTDOWN;
@@ -931,7 +953,9 @@ int adapter_call(struct adapter *a, enum adapter_endpoint ep, const char *servic
 	c->ep = ep;
 	c->service = xstrdup(service);
 	c->params = params;
-	c->classify = classify;
+	c->classify = o ? o->classify : NULL;
+	c->classify_first = o && o->classify_first;
+	c->max_attempts = o ? o->max_attempts : 0;
 	c->done = done;
 	c->ud = ud;
 	list_append(&a->waiting, &c->node);

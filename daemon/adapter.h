@@ -91,6 +91,29 @@ void adapter_free(struct adapter *a);
 int adapter_call(struct adapter *a, enum adapter_endpoint ep, const char *service, json_t *params,
 		 adapter_classify_fn classify, adapter_done_fn done, void *ud);
 
+/* Per-call options of adapter_call_ex. */
+struct adapter_call_opts {
+	adapter_classify_fn classify; /* as for adapter_call; may be NULL */
+	/*
+	 * classify sees an unsuccessful 2xx answer before the expiry rule; when
+	 * it gives a reason (*why set) its outcome is final. For services whose
+	 * refusals share an error_code with "session expired" (the portal's
+	 * "-1" for "đã tồn tại").
+	 */
+	bool classify_first;
+	/*
+	 * Attempts for this call; 0 = the client's max_attempts, 1 = never
+	 * resent by the HTTP core (for writes that must not be applied twice:
+	 * the caller resolves a doubtful outcome itself). A re-login after an
+	 * expired session still resends once: the refused call was not applied.
+	 */
+	unsigned max_attempts;
+};
+
+int adapter_call_ex(struct adapter *a, enum adapter_endpoint ep, const char *service,
+		    json_t *params, const struct adapter_call_opts *o, adapter_done_fn done,
+		    void *ud);
+
 /* Logs in (or fetches a token) now, e.g. for a probe. done as for adapter_call. */
 int adapter_login(struct adapter *a, adapter_done_fn done, void *ud);
 

@@ -679,6 +679,68 @@ static bool has_hex32(const char *s)
 	return false;
 }
 
+/* A refusal the connector recognises, read before the expiry rule. */
+static enum http_outcome refusal_first(const struct adapter_answer *aa, enum http_outcome o,
+				       void *ud, char **why)
+{
+	(void)ud;
+	if (aa->message && strstr(aa->message, "không tồn tại")) {
+		*why = xasprintf("refused by the service: %s", aa->message);
+		return HTTP_FAIL;
+	}
+	return o;
+}
+
+static void call_ex(sd_event *ev, struct ad *d, const char *service,
+		    const struct adapter_call_opts *o, struct ares *r)
+{
+	int n = 0;
+	ares_clear(r);
+	r->counter = &n;
+	if (adapter_call_ex(d->a, ADAPTER_INTEGRATION, service, NULL, o, on_adone, r) < 0)
+		printf("# adapter_call_ex failed\n");
+	if (!simproc_run_until(ev, &n, 1, 8000))
+		printf("# call %s did not complete\n", service);
+	r->counter = NULL;
+}
+
+static void test_call_ex(sd_event *ev, struct http_core *core, const struct simproc *s)
+{
+	struct ad d = {0};
+	struct ares r = {0};
+	struct adapter_opts o = aopts(ADAPTER_AUTH_SESSION);
+	o.expired_codes = "-1,404"; /* the unknown-service answer now reads as "expired" */
+	if (ad_new(&d, core, s->url, 3, &o) < 0)
+		return;
+	const struct adapter_call_opts first = {.classify = refusal_first, .classify_first = true};
+	call_ex(ev, &d, "KhongCo", &first, &r);
+	is_int(r.o, HTTP_FAIL, "classify_first: a refusal the connector recognises fails the call");
+	ok(contains(r.why, "refused by the service"), "... with the connector's reason (%s)",
+	   r.why);
+	is_int(adapter_logins(d.a), 1, "... and is not taken for an expired session (one login)");
+	const struct adapter_call_opts late = {.classify = refusal_first};
+	call_ex(ev, &d, "KhongCo", &late, &r);
+	is_int(adapter_logins(d.a), 2, "without classify_first the same answer costs a re-login");
+	ad_free(&d);
+
+	/* max_attempts 1: a 503 is not resent by the core; the caller decides. */
+	o = aopts(ADAPTER_AUTH_SESSION);
+	if (ad_new(&d, core, s->url, 4, &o) < 0)
+		return;
+	call_ex(ev, &d, "Ping", NULL, &r); /* log in first */
+	simproc_faults(s, "{\"fail_next\": 1, \"service\": \"Ping\"}");
+	const struct adapter_call_opts once = {.max_attempts = 1};
+	call_ex(ev, &d, "Ping", &once, &r);
+	/* fail_next is 1: a resend would have been answered 200. */
+	is_int(r.o, HTTP_RETRY, "max_attempts 1: a 503 comes back as retry, not resent");
+	ok(r.status == 503, "... after one attempt that got the 503 (status %ld)", r.status);
+	call_ex(ev, &d, "Ping", &once, &r);
+	is_int(r.o, HTTP_OK, "the next call goes through");
+	simproc_faults(s, "{\"reset\": true}");
+	ares_clear(&r);
+	ad_free(&d);
+}
+
 int main(void)
 {
 	struct simproc s;
@@ -706,6 +768,7 @@ int main(void)
 		test_failures(ev, core, &s);
 		test_wrap(ev, core, &s);
 		test_cancel(ev, core, &s);
+		test_call_ex(ev, core, &s);
 	} else {
 		ok(0, "the simulator starts ($BUILD/lienthong-sim)");
 	}
