@@ -978,6 +978,7 @@ enum xf_kind {
 	XF_TRUNCATE,
 	XF_LOOKUP,
 	XF_DATE,
+	XF_ID_TYPE,
 };
 
 enum xf_arg { ARG_NONE, ARG_COUNT, ARG_TABLE, ARG_DATE };
@@ -1005,6 +1006,7 @@ static const struct xf_def {
 	{"truncate", XF_TRUNCATE, ARG_COUNT, false, false, MAP_MAX_TRUNCATE},
 	{"lookup", XF_LOOKUP, ARG_TABLE, false, false, 0},
 	{"date", XF_DATE, ARG_DATE, false, false, 0},
+	{"id_type", XF_ID_TYPE, ARG_NONE, false, false, 0},
 	{NULL, XF_TRIM, ARG_NONE, false, false, 0},
 };
 
@@ -1024,6 +1026,10 @@ struct spec {
 	enum spec_kind kind;
 	struct path *path; /* FROM, EACH; OBJECT's "within" (NULL: the same context) */
 	bool required;
+	struct path *when_path; /* required_when: required when the value there is */
+	json_t *when_values;	/* (when_not_in: is not) one of these; owned */
+	bool when_not_in;
+	bool as_list; /* OBJECT: the object as a list of one */
 	json_t *def;
 	json_t *constant;
 	struct xform *xf;
@@ -1032,10 +1038,15 @@ struct spec {
 	size_t n_fields;
 };
 
+#define MAP_MAX_DATE_PATHS 8
+
 struct map_record {
 	char *name;
 	char *file;
 	char *key;
+	struct path *date_paths[MAP_MAX_DATE_PATHS]; /* "date": the record's own date */
+	size_t n_date_paths;
+	enum date_fmt date_fmt;
 	struct spec *fields;
 	size_t n_fields;
 	char **aspects;
@@ -1075,6 +1086,8 @@ static void spec_clear(struct spec *s)
 {
 	free(s->target);
 	path_free(s->path);
+	path_free(s->when_path);
+	json_decref(s->when_values);
 	json_decref(s->def);
 	json_decref(s->constant);
 	for (size_t i = 0; i < s->n_xf; i++)
@@ -1098,6 +1111,8 @@ static void record_free(struct map_record *m)
 	}
 	free(m->aspects);
 	free(m->cmp_paths);
+	for (size_t i = 0; i < m->n_date_paths; i++)
+		path_free(m->date_paths[i]);
 	free(m->name);
 	free(m->file);
 	free(m->key);
@@ -1407,7 +1422,8 @@ static int date_fmt_find(const char *name)
 }
 
 static const char known_transforms[] = "trim, nfc, lower, upper, int, number, money, string, "
-				       "unique, sort, first, split_code, truncate, lookup, date";
+				       "unique, sort, first, split_code, truncate, lookup, date, "
+				       "id_type";
 static const char known_date_fmts[] = "yyyyMMddHHmmss, yyyyMMdd, yyyy-MM-dd, dd/MM/yyyy, iso, "
 				      "epoch_ms";
 
@@ -1529,8 +1545,58 @@ static bool parse_path_at(struct load *ld, const json_t *v, const char *jpath, s
 	return true;
 }
 
-static const char *const spec_keys[] = {"from",	    "constant", "each",	     "within", "fields",
-					"required", "default",	"transform", "note",   NULL};
+/*
+ * "required_when": {"path": PATH, "in": [VALUES]} or {"path": PATH, "not_in":
+ * [VALUES]}: the field is required when the value at PATH (read like the
+ * field's from, in the same object) is, or is not, one of VALUES.
+ */
+static void parse_when(struct load *ld, const json_t *w, const char *jpath, struct spec *sp)
+{
+	static const char *const keys[] = {"path", "in", "not_in", NULL};
+	if (!json_is_object(w)) {
+		lerr(ld, jpath,
+		     "required_when is {\"path\": PATH, \"in\": [VALUES]} or {\"path\": PATH, "
+		     "\"not_in\": [VALUES]}, got %s",
+		     type_name(w));
+		return;
+	}
+	check_keys(ld, w, jpath, keys, "required_when (expected path, in, not_in)");
+	const json_t *path = json_object_get(w, "path"), *in = json_object_get(w, "in"),
+		     *not_in = json_object_get(w, "not_in");
+	char *p = jp_key(jpath, "path");
+	if (!path)
+		lerr(ld, p, "missing: the path of the value the requirement depends on");
+	else if (parse_path_at(ld, path, p, &sp->when_path) && sp->when_path->has_all)
+		lerr(ld, p, "required_when depends on one value: '%s' has []", sp->when_path->text);
+	free(p);
+	if (!!in == !!not_in) {
+		lerr(ld, jpath, "required_when takes one of in and not_in");
+		return;
+	}
+	const json_t *list = in ? in : not_in;
+	p = jp_key(jpath, in ? "in" : "not_in");
+	size_t i;
+	const json_t *e;
+	bool scalars = json_is_array(list) && json_array_size(list) > 0;
+	json_array_foreach (list, i, e) {
+		scalars &= json_is_string(e) || json_is_number(e);
+	}
+	if (!scalars)
+		lerr(ld, p, "%s is a non-empty list of texts or numbers, got %s",
+		     in ? "in" : "not_in",
+		     json_is_array(list) ? (json_array_size(list) ? "a list holding other values"
+								  : "an empty list")
+					 : type_name(list));
+	else {
+		sp->when_values = json_deep_copy(list);
+		sp->when_not_in = !in;
+	}
+	free(p);
+}
+
+static const char *const spec_keys[] = {"from",	   "constant",	"each",		 "within",
+					"fields",  "required",	"required_when", "as_list",
+					"default", "transform", "note",		 NULL};
 
 static bool parse_spec(struct load *ld, const char *target, const json_t *v, const char *jpath,
 		       int depth, struct spec *sp)
@@ -1548,13 +1614,15 @@ static bool parse_spec(struct load *ld, const char *target, const json_t *v, con
 		return false;
 	}
 	check_keys(ld, v, jpath, spec_keys,
-		   "a field (expected from, constant, each, within, fields, required, default, "
-		   "transform, note)");
+		   "a field (expected from, constant, each, within, fields, required, "
+		   "required_when, as_list, default, transform, note)");
 	const json_t *from = json_object_get(v, "from"), *constant = json_object_get(v, "constant"),
 		     *each = json_object_get(v, "each"), *within = json_object_get(v, "within"),
 		     *fields = json_object_get(v, "fields"), *req = json_object_get(v, "required"),
 		     *def = json_object_get(v, "default"), *xf = json_object_get(v, "transform"),
-		     *note = json_object_get(v, "note");
+		     *note = json_object_get(v, "note"),
+		     *when = json_object_get(v, "required_when"),
+		     *as_list = json_object_get(v, "as_list");
 	int sources = !!from + !!constant + !!each + !!within;
 	if (sources > 1) {
 		lerr(ld, jpath, "from, constant, each and within exclude each other");
@@ -1608,6 +1676,32 @@ static bool parse_spec(struct load *ld, const char *target, const json_t *v, con
 			sp->required = json_is_true(req);
 		free(p);
 	}
+	if (when) {
+		p = jp_key(jpath, "required_when");
+		if (constant)
+			lerr(ld, p, "a constant is never missing: required_when does not apply");
+		else if (req)
+			lerr(ld, p, "required and required_when exclude each other");
+		else if (def)
+			lerr(ld, p,
+			     "required_when and default exclude each other (with a default the "
+			     "field is never missing)");
+		else
+			parse_when(ld, when, p, sp);
+		free(p);
+	}
+	if (as_list) {
+		p = jp_key(jpath, "as_list");
+		if (!json_is_boolean(as_list))
+			lerr(ld, p, "as_list is true or false, got %s", type_name(as_list));
+		else if (sp->kind != SPEC_OBJECT)
+			lerr(ld, p,
+			     "as_list goes with within or fields (it makes their object a list of "
+			     "one)");
+		else
+			sp->as_list = json_is_true(as_list);
+		free(p);
+	}
 	if (def) {
 		p = jp_key(jpath, "default");
 		if (json_is_null(def))
@@ -1618,7 +1712,7 @@ static bool parse_spec(struct load *ld, const char *target, const json_t *v, con
 			lerr(ld, p,
 			     "required and default exclude each other (with a default the "
 			     "field is never missing)");
-		else
+		else if (!when)
 			sp->def = json_deep_copy(def);
 		free(p);
 	}
@@ -1709,7 +1803,7 @@ static char *compare_path_check(const struct map_record *m, const struct path *p
 		const struct step *st = &p->steps[i];
 		if (s && (s->kind == SPEC_FROM || s->kind == SPEC_CONSTANT))
 			return NULL;
-		if (s && s->kind == SPEC_EACH) {
+		if (s && (s->kind == SPEC_EACH || s->as_list)) {
 			if (st->kind == STEP_KEY)
 				return xasprintf("'%s': %s is a list: write %s[] or %s[N]", p->text,
 						 s->target, s->target, s->target);
@@ -1735,12 +1829,63 @@ static char *compare_path_check(const struct map_record *m, const struct path *p
 
 static const char *const top_keys_record[] = {
 	"lienthong_mapping", "name", "description", "kind", "source", "key", "fields",
-	"compare",	     NULL};
+	"compare",	     "date", NULL};
 static const char *const top_keys_codes[] = {
 	"lienthong_mapping", "name", "description", "kind", "source", "normalize", "entries", NULL};
 static const char *const top_keys_any[] = {
-	"lienthong_mapping", "name",	  "description", "kind", "source", "key", "fields",
-	"compare",	     "normalize", "entries",	 NULL};
+	"lienthong_mapping", "name", "description", "kind",    "source", "key", "fields",
+	"compare",	     "date", "normalize",   "entries", NULL};
+
+/*
+ * "date": {"from": PATH or [PATH...], "format": FORMAT}: where a record
+ * carries its own date, the date code tables are judged at.
+ */
+static void parse_map_date(struct load *ld, const json_t *d, struct map_record *m)
+{
+	static const char *const keys[] = {"from", "format", "note", NULL};
+	if (!json_is_object(d)) {
+		lerr(ld, "date",
+		     "date is {\"from\": PATH or [PATH, ...], \"format\": FORMAT}, got %s",
+		     type_name(d));
+		return;
+	}
+	check_keys(ld, d, "date", keys, "the map's date (expected from, format, note)");
+	const json_t *from = json_object_get(d, "from"), *fmt = json_object_get(d, "format"),
+		     *note = json_object_get(d, "note");
+	int f = json_is_string(fmt) ? date_fmt_find(json_string_value(fmt)) : -1;
+	if (!fmt)
+		lerr(ld, "date.format", "missing (a date format: %s)", known_date_fmts);
+	else if (f < 0) {
+		char *v = describe(fmt);
+		lerr(ld, "date.format", "unknown date format %s (known: %s)", v, known_date_fmts);
+		free(v);
+	} else {
+		m->date_fmt = (enum date_fmt)f;
+	}
+	if (note && !json_is_string(note))
+		lerr(ld, "date.note", "note is text, got %s", type_name(note));
+	if (!from) {
+		lerr(ld, "date.from", "missing: the path of the record's date (or a list of them)");
+		return;
+	}
+	bool list = json_is_array(from);
+	size_t n = list ? json_array_size(from) : 1;
+	if (list && (n == 0 || n > MAP_MAX_DATE_PATHS)) {
+		lerr(ld, "date.from", "from is a path or a list of 1 to %d paths, got %zu",
+		     MAP_MAX_DATE_PATHS, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *p = list ? jp_idx("date.from", i) : xstrdup("date.from");
+		struct path *pp = NULL;
+		if (parse_path_at(ld, list ? json_array_get(from, i) : from, p, &pp)) {
+			if (pp->has_all)
+				lerr(ld, p, "a record has one date: '%s' has []", pp->text);
+			m->date_paths[m->n_date_paths++] = pp;
+		}
+		free(p);
+	}
+}
 
 static struct map_record *parse_record(struct load *ld, const json_t *root)
 {
@@ -1751,6 +1896,8 @@ static struct map_record *parse_record(struct load *ld, const json_t *root)
 		lerr(ld, "fields", "missing: a field map needs fields");
 	else
 		parse_fields(ld, fields, "fields", 0, &m->fields, &m->n_fields);
+	if (json_object_get(root, "date"))
+		parse_map_date(ld, json_object_get(root, "date"), m);
 	if (key) {
 		const struct spec *s = json_is_string(key) ? spec_find(m->fields, m->n_fields,
 								       json_string_value(key))
@@ -2384,6 +2531,33 @@ static json_t *text_result(struct apply *a, const json_t *v, char *t, const char
 	return r;
 }
 
+/*
+ * The kind of a citizen id: 1 for a 12-digit CCCD, 2 for a 9-digit CMND
+ * (LoaiDinhDanh). The problem describes the text without quoting it: an id
+ * number is personal data, and problems end up in logs.
+ */
+static json_t *id_type(struct apply *a, const char *s, const char *field)
+{
+	size_t n = strlen(s), digits = strspn(s, "0123456789");
+	if (digits == n && n == 12)
+		return json_integer(1);
+	if (digits == n && n == 9)
+		return json_integer(2);
+	if (!n)
+		problem(a, field,
+			"an empty citizen id is not a CCCD (12 digits) or CMND (9 digits)");
+	else if (digits == n)
+		problem(a, field,
+			"a citizen id of %zu digit%s is not a CCCD (12 digits) or CMND "
+			"(9 digits)",
+			n, n == 1 ? "" : "s");
+	else
+		problem(a, field,
+			"a citizen id with characters other than digits is not a CCCD "
+			"(12 digits) or CMND (9 digits)");
+	return NULL;
+}
+
 /* One element-wise transform of one value. NULL (with a problem) on failure. */
 static json_t *xform_one(struct apply *a, const struct xform *x, const json_t *v, const char *field)
 {
@@ -2392,7 +2566,7 @@ static json_t *xform_one(struct apply *a, const struct xform *x, const json_t *v
 	json_t *r = NULL;
 	enum xf_kind k = x->def->kind;
 	bool wants_text = k == XF_TRIM || k == XF_NFC || k == XF_LOWER || k == XF_UPPER ||
-			  k == XF_SPLIT_CODE || k == XF_TRUNCATE;
+			  k == XF_SPLIT_CODE || k == XF_TRUNCATE || k == XF_ID_TYPE;
 	if (wants_text && !s) {
 		problem(a, field, "expected text, got %s (%s)", type_name(v), x->def->name);
 		return NULL;
@@ -2500,6 +2674,7 @@ static json_t *xform_one(struct apply *a, const struct xform *x, const json_t *v
 		break;
 	}
 	case XF_LOOKUP: return do_lookup(a, x, v, field);
+	case XF_ID_TYPE: return id_type(a, s, field);
 	case XF_DATE: {
 		int64_t ms;
 		if (parse_date(v, x->date_from, &ms)) {
@@ -2661,13 +2836,41 @@ static json_t *apply_xforms(struct apply *a, const struct spec *sp, json_t *v, c
 static json_t *apply_fields(struct apply *a, const struct spec *f, size_t n, const json_t *ctx,
 			    const char *prefix, const char *src);
 
+/*
+ * Whether a field is required for this record: "required", or the
+ * condition of "required_when" on the value at its path in ctx. *why gets
+ * the reason of a condition met (caller frees), for the problem.
+ */
+static bool is_required(const struct spec *sp, const json_t *ctx, char **why)
+{
+	*why = NULL;
+	if (!sp->when_values)
+		return sp->required;
+	json_t *v = path_get(ctx, sp->when_path);
+	bool in = false;
+	size_t i;
+	const json_t *e;
+	json_array_foreach (sp->when_values, i, e) {
+		in |= v && json_equal(v, (json_t *)e);
+	}
+	bool req = in != sp->when_not_in;
+	if (req) {
+		char *d = v && !json_is_null(v) ? describe(v) : xstrdup("absent");
+		*why = xasprintf(" (required as %s is %s)", sp->when_path->text, d);
+		free(d);
+	}
+	json_decref(v);
+	return req;
+}
+
 /* "missing" handling: the default, a problem when required, else nothing. */
-static json_t *absent(struct apply *a, const struct spec *sp, const char *field, const char *src)
+static json_t *absent(struct apply *a, const struct spec *sp, bool req, const char *why,
+		      const char *field, const char *src)
 {
 	if (sp->def)
 		return json_deep_copy(sp->def);
-	if (sp->required)
-		problem(a, field, "missing: no value at %s", src);
+	if (req)
+		problem(a, field, "missing: no value at %s%s", src, why ? why : "");
 	return NULL;
 }
 
@@ -2685,15 +2888,14 @@ static json_t *apply_spec(struct apply *a, const struct spec *sp, const json_t *
 			  const char *field, const char *src)
 {
 	json_t *v = NULL, *r = NULL;
-	char *from = src_path(src, sp->kind == SPEC_CONSTANT ? NULL : sp->path);
-	bool failed = false;
+	char *from = src_path(src, sp->kind == SPEC_CONSTANT ? NULL : sp->path), *why = NULL;
+	bool failed = false, req = is_required(sp, ctx, &why);
 	switch (sp->kind) {
 	case SPEC_CONSTANT: r = json_deep_copy(sp->constant); break;
 	case SPEC_FROM:
 		v = path_get(ctx, sp->path);
 		if (v && !json_is_null(v) &&
-		    !(sp->required && json_is_array(v) && sp->path->has_all &&
-		      !json_array_size(v))) {
+		    !(req && json_is_array(v) && sp->path->has_all && !json_array_size(v))) {
 			r = apply_xforms(a, sp, v, field, &failed);
 			v = NULL;
 			if (failed)
@@ -2701,14 +2903,13 @@ static json_t *apply_spec(struct apply *a, const struct spec *sp, const json_t *
 		}
 		if (!r || json_is_null(r)) {
 			json_decref(r);
-			r = absent(a, sp, field, from);
+			r = absent(a, sp, req, why, field, from);
 		}
 		break;
 	case SPEC_EACH:
 		v = path_get(ctx, sp->path);
-		if (!v || json_is_null(v) ||
-		    (sp->required && json_is_array(v) && !json_array_size(v))) {
-			r = absent(a, sp, field, from);
+		if (!v || json_is_null(v) || (req && json_is_array(v) && !json_array_size(v))) {
+			r = absent(a, sp, req, why, field, from);
 		} else if (!json_is_array(v)) {
 			problem(a, field, "expected a list at %s, got %s", from, type_name(v));
 		} else {
@@ -2731,17 +2932,33 @@ static json_t *apply_spec(struct apply *a, const struct spec *sp, const json_t *
 		break;
 	case SPEC_OBJECT:
 		v = sp->path ? path_get(ctx, sp->path) : json_incref((json_t *)ctx);
-		if (!v || json_is_null(v))
-			r = absent(a, sp, field, from);
-		else if (!json_is_object(v))
+		if (!v || json_is_null(v)) {
+			r = absent(a, sp, req, why, field, from);
+		} else if (!json_is_object(v)) {
 			problem(a, field, "expected an object at %s, got %s", from, type_name(v));
-		else
+		} else if (!sp->as_list) {
 			r = apply_fields(a, sp->fields, sp->n_fields, v, field,
 					 sp->path ? from : src);
+		} else {
+			/* a list of one: problems name its element, as for each */
+			char *f = field_idx(field, 0);
+			json_t *o = apply_fields(a, sp->fields, sp->n_fields, v, f,
+						 sp->path ? from : src);
+			free(f);
+			if (json_object_size(o))
+				r = json_pack("[o]", o);
+			else {
+				char *none = xasprintf("%s (none of its fields)", from);
+				json_decref(o);
+				r = absent(a, sp, req, why, field, none);
+				free(none);
+			}
+		}
 		break;
 	}
 	json_decref(v);
 	free(from);
+	free(why);
 	return r;
 }
 
@@ -2757,6 +2974,33 @@ static json_t *apply_fields(struct apply *a, const struct spec *f, size_t n, con
 		free(field);
 	}
 	return o;
+}
+
+/*
+ * The map's "date": the first of its paths with a value in src gives the
+ * date code tables are judged at, instead of the caller's. A value that is
+ * not a date is a problem (the record is bad), not a silent fallback.
+ */
+static void record_date(struct apply *a, const struct map_record *m, const json_t *src)
+{
+	for (size_t i = 0; i < m->n_date_paths; i++) {
+		json_t *v = path_get(src, m->date_paths[i]);
+		int64_t ms;
+		if (!v || json_is_null(v)) {
+			json_decref(v);
+			continue;
+		}
+		if (parse_date(v, m->date_fmt, &ms) == 0) {
+			a->at_ms = ms;
+		} else {
+			char *d = describe(v);
+			problem(a, "(date)", "%s at %s is not a date in format %s", d,
+				m->date_paths[i]->text, date_fmt_names[m->date_fmt]);
+			free(d);
+		}
+		json_decref(v);
+		return;
+	}
 }
 
 int map_apply_notes(const struct map_record *m, const json_t *src, int64_t at_ms, json_t **out,
@@ -2775,11 +3019,14 @@ int map_apply_notes(const struct map_record *m, const json_t *src, int64_t at_ms
 	}
 	a.day = vn_day(a.at_ms);
 	a.notes = notes ? json_array() : NULL;
-	if (!json_is_object(src))
+	if (!json_is_object(src)) {
 		problem(&a, "(record)", "expected an object, got %s",
 			src ? type_name(src) : "nothing");
-	else
+	} else {
+		record_date(&a, m, src);
+		a.day = vn_day(a.at_ms);
 		r = apply_fields(&a, m->fields, m->n_fields, src, "", "");
+	}
 	if (a.n_dropped) {
 		char *more = xasprintf("%zu more problems not listed", a.n_dropped);
 		json_array_append_new(a.problems,

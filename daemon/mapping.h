@@ -44,14 +44,15 @@ const struct map_table *map_table_find(const struct map_set *s, const char *name
 const char *map_record_file(const struct map_record *m);
 
 /*
- * Applies field map m to src. at_ms is the date that code-table validity
- * is judged at (e.g. the record's own date; 0 = now). Returns 0 with *out
- * (a new object). Returns 1 when the record cannot be translated: *out is
- * NULL and *problems (new ref) is an array of {"field": target path,
- * "reason": text, "type": "data"|"code"} objects: "code" when a well-formed
- * code is not covered by a code table at that date (the mapping data needs
- * a fix), "data" for missing or ill-typed values (the record is bad). Returns negative only for the
- * unexpected.
+ * Applies field map m to src. at_ms is the date code-table validity is
+ * judged at when the map declares no "date" or the record has no value
+ * there (0 = now); a date found at the map's "date" paths takes precedence.
+ * Returns 0 with *out (a new object). Returns 1 when the record cannot be
+ * translated: *out is NULL and *problems (new ref) is an array of
+ * {"field": target path, "reason": text, "type": "data"|"code"} objects:
+ * "code" when a well-formed code is not covered by a code table at that
+ * date (the mapping data needs a fix), "data" for missing or ill-typed
+ * values (the record is bad). Returns negative only for the unexpected.
  */
 int map_apply(const struct map_record *m, const json_t *src, int64_t at_ms, json_t **out,
 	      json_t **problems);

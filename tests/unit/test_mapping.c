@@ -161,8 +161,9 @@ static struct map_set *load_real(void)
 
 static void test_real_set(const struct map_set *s)
 {
-	is_int(map_set_count(s), 5,
-	       "five mapping files: procedure, agency, level, time-unit, commune");
+	is_int(map_set_count(s), 9,
+	       "nine mapping files: procedure, agency, level, time-unit, commune, dossier, "
+	       "progress, dossier-status, unit");
 	const struct map_record *m = map_record_find(s, "procedure");
 	ok(m != NULL, "the field map 'procedure' is found by name");
 	is_str(map_record_file(m), "mappings/procedure.json", "a map knows its file");
@@ -756,12 +757,12 @@ static void test_load_errors(void)
 		B "b-record.json:6: key: 'noSuchField' is not a field of the map",
 		B "b-record.json:7: entries: 'entries' belongs to a code table, not a field map",
 		B "b-record.json:9: fields.a.requird: unknown key 'requird' in a field (expected "
-		  "from, "
-		  "constant, each, within, fields, required, default, transform, note)",
+		  "from, constant, each, within, fields, required, required_when, as_list, "
+		  "default, transform, note)",
 		B "b-record.json:10: fields.b.transform[1]: unknown transform 'nfd' (known: trim, "
 		  "nfc, "
 		  "lower, upper, int, number, money, string, unique, sort, first, split_code, "
-		  "truncate, lookup, date)",
+		  "truncate, lookup, date, id_type)",
 		B "b-record.json:11: fields.c.transform[0].truncate: truncate takes a whole number "
 		  "from 1 to 1000000, got 0",
 		B "b-record.json:11: fields.c.transform[1].split_code: split_code takes a whole "
