@@ -2,8 +2,9 @@
  * provincial (connector): the province's one-stop system (Hệ thống thông
  * tin giải quyết TTHC tỉnh), a REST API whose paths, auth and field names
  * come from configuration (connectors/provincial.h, catalog-spec §4 and
- * §6). This part serves the catalog flow: read the whole catalogue, create
- * or replace one procedure.
+ * §6, dossier-spec §1). For the catalog flow: read the whole catalogue,
+ * create or replace one procedure. For the dossier flow: read the change
+ * feed one page at a time from a cursor.
  *
  * The catalogue is read page by page, one page after the other: page 1
  * tells the total, the next page is asked for until that many records are
@@ -24,6 +25,16 @@
  * 50 (tests/unit/test_provincial.c prints both); against a slow server a
  * read costs one round trip per page, 4 at the default page_size, so
  * fetching pages in parallel would save little.
+ *
+ * The change feed is read one page per call: the flow stores a page and
+ * its cursor before it asks for the next, so the connector keeps no state
+ * between pages. A page is judged for its shape only (items a list,
+ * next_cursor present, has_more a boolean, the cursor moving on); the
+ * changes themselves are the flow's to judge, so an item that is not an
+ * object is passed on, not dropped (and counted in the status). An answer
+ * that is not JSON is what a gateway or a cut connection gives: the HTTP
+ * core retries it like a 503 (a classify callback parses the page once, and
+ * the completion uses that parse).
  *
  * Credentials (a bearer token, or a Basic user and password) go into
  * request headers only; they are never logged. Completions always come
@@ -62,6 +73,8 @@ struct prov_opts {
 	char *list_total_field;
 	char *key_field;
 	int64_t max_pages;
+	char *changes_path;
+	int64_t changes_limit;
 };
 
 static const struct conf_option prov_options[] = {
@@ -123,10 +136,24 @@ static const struct conf_option prov_options[] = {
 	 .offset = offsetof(struct prov_opts, max_pages),
 	 .help = "Most catalogue pages one read may take; a catalogue needing more fails the "
 		 "read rather than being reported in part."},
+	{.key = "changes_path",
+	 .type = CONF_STRING,
+	 .def = "/api/v1/ho-so/thay-doi",
+	 .offset = offsetof(struct prov_opts, changes_path),
+	 .help = "Path (appended to url) of the dossier change feed: GET with cursor and limit "
+		 "answers {\"items\": [...], \"next_cursor\": \"...\", \"has_more\": true|false}."},
+	{.key = "changes_limit",
+	 .type = CONF_INT,
+	 .def = "500",
+	 .min = 1,
+	 .max = 1000,
+	 .offset = offsetof(struct prov_opts, changes_limit),
+	 .help = "Changes asked for per page of the feed (the limit parameter). A page must fit "
+		 "in max_response_bytes: a change carries the whole dossier header."},
 	CONF_OPTION_END,
 };
 
-enum prov_kind { PROV_LIST, PROV_PUT, PROV_LOCAL };
+enum prov_kind { PROV_LIST, PROV_PUT, PROV_CHANGES, PROV_LOCAL };
 
 struct prov;
 
@@ -140,6 +167,7 @@ struct prov_op {
 	enum prov_kind kind;
 	provincial_list_cb list_done;
 	conn_done_cb done;
+	provincial_changes_cb changes_done;
 	void *ud;
 	/* list */
 	unsigned page;	 /* the page asked for, from 1 */
@@ -149,6 +177,9 @@ struct prov_op {
 	uint64_t start_us;
 	/* put */
 	char *code;
+	/* changes */
+	char *cursor;
+	json_t *feed_page; /* owned: the answer's parse by prov_changes_classify */
 	/* local answer through the loop */
 	sd_event_source *defer; /* owned */
 	enum conn_outcome o;
@@ -165,6 +196,8 @@ struct prov {
 	uint64_t catalogue_read_us; /* duration of that read */
 	uint64_t lists_ok, lists_retry, lists_failed, pages;
 	uint64_t puts_ok, puts_retry, puts_failed;
+	uint64_t changes_ok, changes_retry, changes_failed, changes_items, changes_non_objects;
+	int64_t changes_read_ms; /* last successful page */
 };
 
 #define PROV_FIELDS(pv) ((const char *const[]){(pv)->field, NULL})
@@ -358,7 +391,9 @@ static void prov_op_free(struct prov_op *op)
 	sd_event_source_unref(op->defer);
 	json_decref(op->records);
 	json_decref(op->seen);
+	json_decref(op->feed_page);
 	free(op->code);
+	free(op->cursor);
 	free(op->msg);
 	free(op);
 }
@@ -369,6 +404,7 @@ static int prov_deferred(sd_event_source *s, void *userdata)
 	struct conn *c = op->pv->c;
 	provincial_list_cb list_done = op->list_done;
 	conn_done_cb done = op->done;
+	provincial_changes_cb changes_done = op->changes_done;
 	void *ud = op->ud;
 	enum conn_outcome o = op->o;
 	char *msg = op->msg;
@@ -379,6 +415,8 @@ static int prov_deferred(sd_event_source *s, void *userdata)
 	prov_op_free(op);
 	if (list_done)
 		list_done(c, o, NULL, msg, ud);
+	else if (changes_done)
+		changes_done(c, o, NULL, NULL, false, msg, ud);
 	else
 		done(c, o, msg, ud);
 	free(msg);
@@ -737,6 +775,217 @@ static int prov_procedure_put(struct conn *c, const char *code, json_t *record, 
 	return rc == -ESHUTDOWN ? 0 : rc;
 }
 
+/* ---- the change feed -------------------------------------------------- */
+
+/* `cursor "C"` for reasons: the cursor bounded, as one line. Caller frees. */
+static char *prov_cursor_text(const char *cursor)
+{
+	char *ex = prov_excerpt(cursor, strlen(cursor), PROV_EXCERPT_BYTES);
+	char *t = xasprintf("cursor \"%s\"", ex);
+	free(ex);
+	return t;
+}
+
+/*
+ * Body rules of a feed page, per attempt: a 2xx that is not JSON is retried
+ * like a 503; a JSON answer is kept in op->feed_page for the completion.
+ */
+static enum http_outcome prov_changes_classify(const struct http_response *r, void *ud, char **why)
+{
+	struct prov_op *op = ud;
+	json_error_t err;
+
+	json_decref(op->feed_page);
+	op->feed_page = NULL;
+	if (r->status < 200 || r->status > 299)
+		return http_classify_status(r, why);
+	op->feed_page = json_loadb(r->body, r->body_len, 0, &err);
+	if (!op->feed_page) {
+		char *ex = prov_excerpt(r->body, r->body_len, PROV_EXCERPT_BYTES);
+		const char *ct =
+			r->content_type && *r->content_type ? r->content_type : "no content type";
+		*why = xasprintf("the answer is not JSON (%.*s: %s)", (int)strcspn(ct, ";"), ct,
+				 ex);
+		free(ex);
+		return HTTP_RETRY;
+	}
+	return HTTP_OK;
+}
+
+/*
+ * Judges the page in op->feed_page. Returns the outcome; on CONN_OK sets *items
+ * (borrowed from op->feed_page), *next (caller frees) and *has_more, otherwise
+ * *why (without the cursor, which the caller adds).
+ */
+static enum conn_outcome prov_changes_take(struct prov_op *op, json_t **items, char **next,
+					   bool *has_more, char **why)
+{
+	struct prov *pv = op->pv;
+	json_t *page = op->feed_page, *list, *jn, *jm, *e;
+	size_t i, n;
+
+	*items = NULL;
+	*next = NULL;
+	*has_more = false;
+	if (!json_is_object(page)) {
+		*why = xasprintf("the answer is %s, not an object",
+				 page ? prov_json_kind(page) : "empty");
+		return CONN_FAIL;
+	}
+	list = json_object_get(page, "items");
+	if (!json_is_array(list)) {
+		*why = xasprintf("\"items\" is %s, not a list of changes",
+				 list ? prov_json_kind(list) : "absent");
+		return CONN_FAIL;
+	}
+	jn = json_object_get(page, "next_cursor");
+	if (json_is_string(jn))
+		*next = xstrdup(json_string_value(jn));
+	else if (json_is_integer(jn))
+		*next = xasprintf("%lld", (long long)json_integer_value(jn));
+	else {
+		*why = xasprintf("\"next_cursor\" is %s, not a cursor",
+				 jn ? prov_json_kind(jn) : "absent");
+		return CONN_FAIL;
+	}
+	if (strlen(*next) > PROVINCIAL_MAX_CURSOR_BYTES) {
+		*why = xasprintf("\"next_cursor\" is %zu bytes long, more than %d", strlen(*next),
+				 PROVINCIAL_MAX_CURSOR_BYTES);
+		goto fail;
+	}
+	jm = json_object_get(page, "has_more");
+	if (jm && !json_is_boolean(jm)) {
+		*why = xasprintf("\"has_more\" is %s, not a boolean", prov_json_kind(jm));
+		goto fail;
+	}
+	*has_more = json_is_true(jm);
+	n = json_array_size(list);
+	if ((n > 0 || *has_more) && strcmp(*next, op->cursor) == 0) {
+		/* Reading on from next_cursor would return this page again, forever. */
+		*why = xasprintf("the feed does not move: %zu change%s%s and the same "
+				 "next_cursor",
+				 n, n == 1 ? "" : "s", *has_more ? ", more waiting" : "");
+		goto fail;
+	}
+	json_array_foreach (list, i, e) {
+		if (!json_is_object(e))
+			pv->changes_non_objects++;
+	}
+	pv->changes_items += n;
+	*items = list;
+	return CONN_OK;
+fail:
+	free(*next);
+	*next = NULL;
+	*has_more = false;
+	return CONN_FAIL;
+}
+
+static void prov_changes_done(const struct http_response *r, enum http_outcome o, const char *why,
+			      void *ud)
+{
+	struct prov_op *op = ud;
+	struct prov *pv = op->pv;
+	provincial_changes_cb done = op->changes_done;
+	void *done_ud = op->ud;
+	enum conn_outcome co = prov_outcome(o);
+	json_t *items = NULL, *page;
+	char *msg = NULL, *next = NULL, *what, *cur;
+	bool has_more = false;
+	struct conn *c;
+
+	if (!pv) {
+		prov_op_free(op);
+		return;
+	}
+	c = pv->c;
+	cur = prov_cursor_text(op->cursor);
+	if (co == CONN_OK && (r->status < 200 || r->status > 299)) {
+		co = CONN_FAIL;
+		what = xasprintf("unexpected HTTP status %ld", r->status);
+	} else if (co != CONN_OK && r->status >= 200 && r->status <= 299) {
+		/* the classify's own reason already shows the body */
+		what = xstrdup(why && *why ? why : http_outcome_name(o));
+	} else if (co != CONN_OK) {
+		what = prov_failure(r, o, why);
+	} else {
+		what = NULL;
+		co = prov_changes_take(op, &items, &next, &has_more, &what);
+	}
+	if (what) {
+		msg = xasprintf("changes after %s: %s", cur, what);
+		free(what);
+	}
+	free(cur);
+	switch (co) {
+	case CONN_OK:
+		pv->changes_ok++;
+		pv->changes_read_ms = now_wall_ms();
+		break;
+	case CONN_RETRY: pv->changes_retry++; break;
+	case CONN_FAIL: pv->changes_failed++; break;
+	}
+	if (msg)
+		log_fields(LOG_DEBUG, PROV_FIELDS(pv), "%s", msg);
+	/* items is borrowed from the page: keep it past the op. */
+	page = op->feed_page;
+	op->feed_page = NULL;
+	prov_op_free(op);
+	done(c, co, items, next, has_more, msg, done_ud);
+	json_decref(page);
+	free(next);
+	free(msg);
+}
+
+static int prov_changes(struct conn *c, const char *cursor, provincial_changes_cb done, void *ud)
+{
+	const struct prov_opts *opt;
+	struct prov *pv;
+	struct prov_op *op;
+	struct http_request *r;
+	char *esc, *path;
+	int rc;
+
+	if (!c || !c->priv || !done)
+		return -EINVAL;
+	pv = c->priv;
+	opt = c->opts;
+	cursor = cursor ? cursor : "";
+	if (strlen(cursor) > PROVINCIAL_MAX_CURSOR_BYTES) {
+		struct daemon *d = c->d;
+		if (!d || !d->ev)
+			return -EINVAL;
+		op = prov_op_new(pv, PROV_LOCAL);
+		op->changes_done = done;
+		op->ud = ud;
+		op->o = CONN_FAIL;
+		op->msg = xasprintf("changes: the cursor is %zu bytes long, more than %d",
+				    strlen(cursor), PROVINCIAL_MAX_CURSOR_BYTES);
+		rc = sd_event_add_defer(d->ev, &op->defer, prov_deferred, op);
+		if (rc < 0)
+			prov_op_free(op);
+		else
+			pv->changes_failed++;
+		return rc;
+	}
+	esc = prov_escape(cursor);
+	path = xasprintf("%s%ccursor=%s&limit=%lld", opt->changes_path,
+			 strchr(opt->changes_path, '?') ? '&' : '?', esc,
+			 (long long)opt->changes_limit);
+	free(esc);
+	r = prov_request(pv, "GET", path);
+	free(path);
+	op = prov_op_new(pv, PROV_CHANGES);
+	op->changes_done = done;
+	op->ud = ud;
+	op->cursor = xstrdup(cursor);
+	http_request_classify(r, prov_changes_classify, op);
+	http_request_done(r, prov_changes_done, op);
+	rc = http_submit(c->http, r);
+	/* -ESHUTDOWN: done is still called (cancelled). */
+	return rc == -ESHUTDOWN ? 0 : rc;
+}
+
 /* ---- status, lifecycle ------------------------------------------------ */
 
 static json_t *prov_status(struct conn *c)
@@ -764,6 +1013,16 @@ static json_t *prov_status(struct conn *c)
 	json_object_set_new(j, "puts_ok", json_integer((json_int_t)pv->puts_ok));
 	json_object_set_new(j, "puts_retry", json_integer((json_int_t)pv->puts_retry));
 	json_object_set_new(j, "puts_failed", json_integer((json_int_t)pv->puts_failed));
+	json_object_set_new(j, "changes_ok", json_integer((json_int_t)pv->changes_ok));
+	json_object_set_new(j, "changes_retry", json_integer((json_int_t)pv->changes_retry));
+	json_object_set_new(j, "changes_failed", json_integer((json_int_t)pv->changes_failed));
+	json_object_set_new(j, "changes_items", json_integer((json_int_t)pv->changes_items));
+	json_object_set_new(j, "changes_non_objects",
+			    json_integer((json_int_t)pv->changes_non_objects));
+	json_object_set_new(j, "changes_read_at",
+			    pv->changes_read_ms > 0
+				    ? json_string(fmt_time_iso(pv->changes_read_ms, at, sizeof(at)))
+				    : json_null());
 	return j;
 }
 
@@ -787,6 +1046,14 @@ static void prov_free(struct conn *c)
 	free(pv->field);
 	free(pv);
 	c->priv = NULL;
+}
+
+/* Whether path is a path starting with '/' or an http(s) URL. */
+static bool prov_path_ok(const char *path)
+{
+	return path && *path &&
+	       (path[0] == '/' || str_startswith(path, "http://") ||
+		str_startswith(path, "https://"));
 }
 
 /* Whether s is safe inside a header line: no control characters. */
@@ -844,6 +1111,12 @@ static int prov_init(struct conn *c, bool check_only, char **err)
 	if (!*err && (opt->page_size < 1 || opt->page_size > 1000 || opt->max_pages < 1))
 		*err = xasprintf("connector.%s: page_size must be 1..1000 and max_pages at least 1",
 				 name);
+	if (!*err && !prov_path_ok(opt->changes_path))
+		*err = xasprintf("connector.%s: changes_path must be a path starting with '/' "
+				 "(or an http(s) URL)",
+				 name);
+	if (!*err && (opt->changes_limit < 1 || opt->changes_limit > 1000))
+		*err = xasprintf("connector.%s: changes_limit must be 1..1000", name);
 	if (*err)
 		return -EINVAL;
 	if (check_only)
@@ -863,13 +1136,15 @@ static int prov_init(struct conn *c, bool check_only, char **err)
 static const struct provincial_ops prov_ops = {
 	.procedures_list = prov_procedures_list,
 	.procedure_put = prov_procedure_put,
+	.changes = prov_changes,
 };
 
 const struct connector conn_provincial = {
 	.abi_version = CONN_ABI_VERSION,
 	.name = "provincial",
 	.description = "The province's one-stop system (REST API): procedure catalogue read "
-		       "page by page, procedures created or replaced one by one",
+		       "page by page, procedures created or replaced one by one, dossier change "
+		       "feed read from a cursor",
 	.flags = CONN_F_HTTP,
 	.options = prov_options,
 	.opts_size = sizeof(struct prov_opts),

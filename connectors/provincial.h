@@ -2,19 +2,37 @@
  * provincial: the connector to the province's one-stop system (Hệ thống
  * thông tin giải quyết TTHC tỉnh), a REST API whose endpoints, auth and
  * field names come from configuration and mappings. Its typed interface is
- * `const struct provincial_ops *` in conn->type->ext. This part serves the
- * catalog flow; the dossier and fee parts join it in later issues.
+ * `const struct provincial_ops *` in conn->type->ext. The catalogue part
+ * serves the catalog flow, the change feed the dossier flow (dossier-spec
+ * §1); the fee part joins it in a later issue.
  */
 #ifndef LT_PROVINCIAL_H
 #define LT_PROVINCIAL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "connector.h"
+
+/* Longest cursor accepted, given or answered (the simulator's are decimal numbers). */
+#define PROVINCIAL_MAX_CURSOR_BYTES 512
 
 /* Completion of a catalogue read: records (borrowed) is every page's items. */
 typedef void (*provincial_list_cb)(struct conn *c, enum conn_outcome o, json_t *records,
 				   const char *why, void *ud);
+
+/*
+ * Completion of a change-feed read. On CONN_OK: items is the page's "items"
+ * list (borrowed; its elements as the server sent them: one that is not an
+ * object is passed on for the flow to judge), next_cursor the cursor to read
+ * from next (borrowed; text, also when the server sent a number), has_more
+ * whether the server said more changes are waiting now (false when it did
+ * not say). Otherwise items and next_cursor are NULL and why says what went
+ * wrong, naming the cursor.
+ */
+typedef void (*provincial_changes_cb)(struct conn *c, enum conn_outcome o, json_t *items,
+				      const char *next_cursor, bool has_more, const char *why,
+				      void *ud);
 
 struct provincial_ops {
 	/*
@@ -31,6 +49,24 @@ struct provincial_ops {
 	 */
 	int (*procedure_put)(struct conn *c, const char *code, json_t *record, conn_done_cb done,
 			     void *ud);
+	/*
+	 * Reads one page of the dossier change feed after cursor (NULL or ""
+	 * = from the beginning): GET {changes_path}?cursor=C&limit=N with N =
+	 * changes_limit. The feed is a log: reading again from an old cursor
+	 * returns the same changes, so the caller advances its cursor only
+	 * once the page is durably stored.
+	 *
+	 * CONN_FAIL (the server speaks another format, or the configuration
+	 * is wrong): a 4xx; a page that is not an object, whose "items" is not
+	 * a list, whose "next_cursor" is missing or not text/number or longer
+	 * than PROVINCIAL_MAX_CURSOR_BYTES, or whose "has_more" is not a
+	 * boolean; a page that does not move past its cursor (changes, or
+	 * has_more, with next_cursor equal to the cursor: reading on would
+	 * loop). CONN_RETRY: transport errors, 5xx, 429, and an answer that is
+	 * not JSON (a gateway's HTML page, a cut body), after the HTTP core's
+	 * attempts. An over-long cursor fails from the loop.
+	 */
+	int (*changes)(struct conn *c, const char *cursor, provincial_changes_cb done, void *ud);
 };
 
 extern const struct connector conn_provincial;

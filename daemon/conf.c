@@ -928,7 +928,8 @@ void conf_print_template(FILE *f)
 		unsigned flags = t->flags;
 		if (flags & CONN_F_ADAPTER)
 			flags |= CONN_F_HTTP;
-		fprintf(f, "\n# ---- connector type '%s': %s\n", t->name, t->description);
+		fprintf(f, "\n# ---- connector type '%s'\n", t->name);
+		print_wrapped(f, t->description);
 		fprintf(f, "#[connector.%s]\n", t->name);
 		fprintf(f, "#type = %s\n", t->name);
 		print_options(f, conn_common_options + 1);
@@ -940,7 +941,8 @@ void conf_print_template(FILE *f)
 	}
 	for (size_t i = 0; flow_type_at(i); i++) {
 		const struct flow_type *t = flow_type_at(i);
-		fprintf(f, "\n# ---- flow type '%s': %s\n", t->name, t->description);
+		fprintf(f, "\n# ---- flow type '%s'\n", t->name);
+		print_wrapped(f, t->description);
 		fprintf(f, "#[flow.%s]\n", t->name);
 		print_options(f, flow_common_options);
 		print_options(f, t->options);

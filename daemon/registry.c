@@ -24,11 +24,12 @@ extern const struct connector conn_files;
 extern const struct connector conn_adapter;
 extern const struct connector conn_csdl;
 extern const struct connector conn_provincial;
+extern const struct connector conn_dvcqg;
 extern const struct flow_type flow_relay;
 extern const struct flow_type flow_catalog;
 
 static const struct connector *const builtin_connectors[] = {
-	&conn_files, &conn_adapter, &conn_csdl, &conn_provincial, NULL,
+	&conn_files, &conn_adapter, &conn_csdl, &conn_provincial, &conn_dvcqg, NULL,
 };
 
 static const struct flow_type *const builtin_flows[] = {

@@ -6,14 +6,21 @@
  * and never reported in part, refusals naming the page and the status, puts
  * that the simulator then serves, the server's error text, retry classes,
  * the lifecycle, and that the token never reaches the log. It also measures
- * how long the 2,000-record catalogue takes to read.
+ * how long the 2,000-record catalogue takes to read. The dossier change feed
+ * (dossier-spec §1) is read from the beginning to the end with its cursor,
+ * and page shapes the simulator never serves come from a canned one-answer
+ * server on loopback.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
@@ -605,14 +612,393 @@ static void test_put(const struct simproc *s)
 	res_clear(&r);
 }
 
+/* ---- the change feed (dossier-spec §1) ----------------------------------- */
+
+#define FEED "/provincial/api/v1/ho-so/thay-doi"
+
+struct cres {
+	int calls;
+	enum conn_outcome o;
+	json_t *items; /* own ref */
+	char *next, *why;
+	bool has_more;
+};
+
+static void cres_clear(struct cres *r)
+{
+	json_decref(r->items);
+	free(r->next);
+	free(r->why);
+	memset(r, 0, sizeof(*r));
+}
+
+static void on_changes(struct conn *c, enum conn_outcome o, json_t *items, const char *next_cursor,
+		       bool has_more, const char *why, void *ud)
+{
+	struct cres *r = ud;
+	(void)c;
+	if (in_call)
+		called_inside++;
+	cres_clear(r);
+	r->calls = 1;
+	r->o = o;
+	r->items = json_incref(items);
+	r->next = next_cursor ? xstrdup(next_cursor) : NULL;
+	r->has_more = has_more;
+	r->why = why ? xstrdup(why) : NULL;
+}
+
+static bool cres_done(void *ud)
+{
+	return ((struct cres *)ud)->calls > 0;
+}
+
+static void run_changes(struct conn *c, const char *cursor, struct cres *r)
+{
+	int rc;
+	cres_clear(r);
+	in_call = true;
+	rc = ops()->changes(c, cursor, on_changes, r);
+	in_call = false;
+	if (rc < 0)
+		printf("# changes: %s\n", strerror(-rc));
+	else if (!simproc_run_until_fn(dmn.ev, cres_done, r, 20000))
+		printf("# the feed read did not complete\n");
+}
+
+/*
+ * A one-answer HTTP server on loopback (a child process): every request
+ * gets 200 with body. For page shapes the simulator never serves.
+ */
+struct canned {
+	pid_t pid;
+	char url[64];
+};
+
+static void canned_serve(int lfd, const char *body)
+{
+	for (;;) {
+		char buf[4096];
+		size_t have = 0;
+		int fd = accept(lfd, NULL, NULL);
+		if (fd < 0)
+			_exit(0);
+		while (have < sizeof(buf) - 1) {
+			ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+			if (n <= 0)
+				break;
+			have += (size_t)n;
+			buf[have] = '\0';
+			if (strstr(buf, "\r\n\r\n"))
+				break;
+		}
+		char *head = xasprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				       "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+				       strlen(body));
+		ssize_t w = write(fd, head, strlen(head));
+		w = write(fd, body, strlen(body));
+		(void)w;
+		free(head);
+		close(fd);
+	}
+}
+
+static int canned_start(struct canned *k, const char *body)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memset(k, 0, sizeof(*k));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 8) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	snprintf(k->url, sizeof(k->url), "http://127.0.0.1:%u", ntohs(a.sin_port));
+	k->pid = fork();
+	if (k->pid == 0)
+		canned_serve(fd, body);
+	close(fd);
+	return k->pid > 0 ? 0 : -errno;
+}
+
+static void canned_stop(struct canned *k)
+{
+	if (k->pid > 0) {
+		kill(k->pid, SIGTERM);
+		waitpid(k->pid, NULL, 0);
+	}
+	k->pid = 0;
+}
+
+/* One page of shape body from a canned server, read from cursor. */
+static void canned_page(const char *body, const char *cursor, struct cres *r)
+{
+	struct canned k;
+	struct tc t;
+	char *keys, *err = NULL;
+
+	cres_clear(r);
+	if (canned_start(&k, body) < 0) {
+		printf("# cannot start a canned server: %s\n", strerror(errno));
+		return;
+	}
+	keys = xasprintf("url = %s\nauth = none\nchanges_path = /feed\nmax_attempts = 1\n", k.url);
+	if (tc_new(&t, keys, false, &err) == 0) {
+		run_changes(t.c, cursor, r);
+		tc_free(&t);
+	} else {
+		printf("# connector: %s\n", err);
+	}
+	free(err);
+	free(keys);
+	canned_stop(&k);
+}
+
+static void test_changes_config(void)
+{
+	static const struct {
+		const char *keys, *want;
+	} bad[] = {
+		{"changes_limit = 0\n", "changes_limit"},
+		{"changes_limit = 1001\n", "changes_limit"},
+		{"changes_path = ho-so\n", "changes_path"},
+	};
+	struct tc t;
+	char *err = NULL, *keys;
+	int found = 0;
+
+	for (const struct conf_option *o = conn_provincial.options; o->key; o++) {
+		found += !strcmp(o->key, "changes_path") && o->def &&
+			 !strcmp(o->def, "/api/v1/ho-so/thay-doi");
+		found += !strcmp(o->key, "changes_limit") && o->def && !strcmp(o->def, "500");
+	}
+	is_int(found, 2, "options changes_path and changes_limit with their defaults");
+	for (size_t i = 0; i < LT_ARRAY_SIZE(bad); i++) {
+		keys = xasprintf("url = http://127.0.0.1:9\nauth = none\n%s", bad[i].keys);
+		int r = tc_new(&t, keys, true, &err);
+		ok(r < 0 && contains(err, bad[i].want), "refused: %.*s (%s)",
+		   (int)strcspn(bad[i].keys, "\n"), bad[i].keys, err ? err : "accepted");
+		if (r == 0)
+			tc_free(&t);
+		free(err);
+		free(keys);
+	}
+}
+
+/* Requests the simulator's feed route answered, from /_sim/stats. */
+static long long feed_requests(const struct simproc *s)
+{
+	json_t *j = simproc_get(s, "/_sim/stats");
+	json_t *e = json_object_get(json_object_get(j, "by_service"), "provincial.ho-so.thay-doi");
+	long long n = json_integer_value(json_object_get(e, "count"));
+	json_decref(j);
+	return n;
+}
+
+/* The decimal seq of a change, -1 when absent. */
+static long long seq_of(json_t *change)
+{
+	json_t *s = json_object_get(change, "seq");
+	return json_is_integer(s) ? json_integer_value(s) : -1;
+}
+
+static void test_changes(const struct simproc *s)
+{
+	struct tc t;
+	struct cres r = {0};
+	char *cursor = xstrdup("");
+	json_t *all = json_array(), *first = NULL;
+	long long prev = 0, before;
+	bool increasing = true, cursor_is_last = true;
+	int pages = 0;
+	long st;
+
+	if (!tc_make(&t, s, "changes_limit = 50\n"))
+		goto out;
+
+	/* From the beginning to the end, page by page. */
+	before = feed_requests(s);
+	do {
+		run_changes(t.c, cursor, &r);
+		if (r.o != CONN_OK)
+			break;
+		pages++;
+		if (!first)
+			first = json_incref(r.items);
+		for (size_t i = 0; i < json_array_size(r.items); i++) {
+			long long q = seq_of(json_array_get(r.items, i));
+			increasing &= q > prev;
+			prev = q;
+		}
+		if (json_array_size(r.items)) {
+			char *want = xasprintf("%lld", prev);
+			cursor_is_last &= !strcmp(want, r.next);
+			free(want);
+		}
+		json_array_extend(all, r.items);
+		free(cursor);
+		cursor = xstrdup(r.next);
+	} while (r.has_more && pages < 1000);
+	ok(r.o == CONN_OK && !r.has_more, "the feed is read to the end (%s)",
+	   r.why ? r.why : "no error");
+	long long feed_n = feed_requests(s) - before;
+	json_t *direct = sim_rest(s, "GET", FEED "?cursor=&limit=1000", NULL, &st);
+	json_t *whole = json_object_get(direct, "items");
+	ok(json_array_size(all) > 100, "in pages: %d pages, %zu changes", pages,
+	   json_array_size(all));
+	is_int(feed_n, pages, "one request per page of changes_limit (50)");
+	ok(increasing, "seq increases strictly across pages");
+	ok(cursor_is_last, "next_cursor is the seq of the page's last change");
+	ok(json_is_false(json_object_get(direct, "has_more")) && json_equal(all, whole),
+	   "the pages together are the whole feed, each change once (%zu)", json_array_size(all));
+	json_decref(direct);
+
+	/* The end: nothing more, the cursor stays. */
+	run_changes(t.c, cursor, &r);
+	ok(r.o == CONN_OK && json_array_size(r.items) == 0 && !r.has_more && r.next &&
+		   !strcmp(r.next, cursor),
+	   "at the end: no changes, no more, the same cursor (%s)", r.why ? r.why : "no error");
+
+	/* The feed is a log: from the beginning again, the same first page. */
+	run_changes(t.c, "", &r);
+	ok(r.o == CONN_OK && first && json_equal(r.items, first),
+	   "reading again from the beginning gives the same changes");
+
+	/* New changes appear after the cursor. */
+	ok(simproc_post(s, "/_sim/feed", "{\"op\":\"generate\",\"count\":7}") == 0,
+	   "the simulator appends 7 changes");
+	run_changes(t.c, cursor, &r);
+	ok(r.o == CONN_OK && json_array_size(r.items) == 7 &&
+		   seq_of(json_array_get(r.items, 0)) > prev,
+	   "they are read from the last cursor (%zu, %s)", json_array_size(r.items),
+	   r.why ? r.why : "no error");
+	free(cursor);
+	cursor = xstrdup(r.next ? r.next : "");
+
+	/* Broken changes are passed on for the flow to judge. */
+	simproc_post(s, "/_sim/feed", "{\"op\":\"malformed\",\"count\":4}");
+	run_changes(t.c, cursor, &r);
+	ok(r.o == CONN_OK && json_array_size(r.items) == 4,
+	   "malformed changes are handed over, not dropped (%zu, %s)", json_array_size(r.items),
+	   r.why ? r.why : "no error");
+
+	/* A gateway's HTML page: RETRY naming the cursor. */
+	simproc_faults(s, "{\"path\":\"" FEED "\",\"malformed_rate\":1}");
+	before = feed_requests(s);
+	run_changes(t.c, cursor, &r);
+	char *named = xasprintf("cursor \"%s\"", cursor);
+	ok(r.o == CONN_RETRY && contains(r.why, named) && contains(r.why, "not JSON") && !r.items,
+	   "an answer that is not JSON is RETRY naming the cursor (%s)", r.why ? r.why : "ok");
+	is_int(feed_requests(s) - before, 2, "after max_attempts (2) attempts");
+	simproc_faults(s, "{\"reset\":true}");
+
+	/* 503: RETRY. */
+	simproc_faults(s, "{\"path\":\"" FEED "\",\"down\":true}");
+	run_changes(t.c, cursor, &r);
+	ok(r.o == CONN_RETRY && contains(r.why, "503") && contains(r.why, named),
+	   "503 is RETRY naming the cursor (%s)", r.why ? r.why : "ok");
+	simproc_faults(s, "{\"reset\":true}");
+	free(named);
+
+	json_t *stj = conn_provincial.status(t.c);
+	ok(json_integer_value(json_object_get(stj, "changes_ok")) >= pages + 4 &&
+		   json_integer_value(json_object_get(stj, "changes_retry")) == 2 &&
+		   json_integer_value(json_object_get(stj, "changes_items")) >=
+			   (json_int_t)json_array_size(all),
+	   "status counts feed reads and changes");
+	json_decref(stj);
+
+	/* Over-long cursor: FAIL from the loop. */
+	char *longc = xmalloc(PROVINCIAL_MAX_CURSOR_BYTES + 2);
+	memset(longc, '9', PROVINCIAL_MAX_CURSOR_BYTES + 1);
+	longc[PROVINCIAL_MAX_CURSOR_BYTES + 1] = '\0';
+	run_changes(t.c, longc, &r);
+	ok(r.o == CONN_FAIL && contains(r.why, "cursor"), "an over-long cursor fails (%s)",
+	   r.why ? r.why : "ok");
+	free(longc);
+	tc_free(&t);
+
+	/* A page of the wrong shape: the catalogue where the feed should be. */
+	if (tc_make(&t, s, "changes_path = /api/v1/thu-tuc\n")) {
+		run_changes(t.c, "42", &r);
+		ok(r.o == CONN_FAIL && contains(r.why, "cursor \"42\"") &&
+			   contains(r.why, "\"items\" is absent") && !r.items && !r.next,
+		   "a page without items is FAIL naming the cursor (%s)", r.why ? r.why : "ok");
+		tc_free(&t);
+	}
+
+	/* A wrong token: FAIL. */
+	char *wrong = xasprintf("%s/wrong", dir);
+	char *keys = xasprintf("url = %s/provincial\ntoken = %s\n", s->url, wrong);
+	char *err = NULL;
+	write_file_atomic(wrong, "not-the-token", 13, 0600);
+	if (tc_new(&t, keys, false, &err) == 0) {
+		run_changes(t.c, "", &r);
+		ok(r.o == CONN_FAIL && contains(r.why, "401") && contains(r.why, "cursor \"\""),
+		   "a wrong token fails naming 401 and the cursor (%s)", r.why ? r.why : "ok");
+		tc_free(&t);
+	} else {
+		ok(0, "a connector with a wrong token (%s)", err);
+	}
+	free(err);
+	free(keys);
+	free(wrong);
+out:
+	json_decref(first);
+	json_decref(all);
+	free(cursor);
+	cres_clear(&r);
+}
+
+/* Page shapes the simulator never serves, from a canned server. */
+static void test_changes_shapes(void)
+{
+	static const struct {
+		const char *body, *want;
+	} bad[] = {
+		{"[1,2,3]", "the answer is a list, not an object"},
+		{"{\"items\":{},\"next_cursor\":\"5\"}", "\"items\" is an object, not a list"},
+		{"{\"items\":[]}", "\"next_cursor\" is absent"},
+		{"{\"items\":[],\"next_cursor\":null}", "\"next_cursor\" is null"},
+		{"{\"items\":[],\"next_cursor\":\"5\",\"has_more\":\"yes\"}",
+		 "\"has_more\" is a string, not a boolean"},
+		{"{\"items\":[{\"seq\":8}],\"next_cursor\":\"7\",\"has_more\":false}",
+		 "the feed does not move"},
+		{"{\"items\":[],\"next_cursor\":\"7\",\"has_more\":true}",
+		 "the feed does not move"},
+	};
+	struct cres r = {0};
+
+	for (size_t i = 0; i < LT_ARRAY_SIZE(bad); i++) {
+		canned_page(bad[i].body, "7", &r);
+		ok(r.o == CONN_FAIL && contains(r.why, "cursor \"7\"") &&
+			   contains(r.why, bad[i].want) && !r.items && !r.next,
+		   "%s: FAIL naming the cursor (%s)", bad[i].body, r.why ? r.why : "ok");
+	}
+	canned_page("{\"items\":[{\"seq\":8},\"x\",null,[1]],\"next_cursor\":8,\"has_more\":true}",
+		    "7", &r);
+	ok(r.o == CONN_OK && json_array_size(r.items) == 4 &&
+		   json_is_string(json_array_get(r.items, 1)) && r.next && !strcmp(r.next, "8") &&
+		   r.has_more,
+	   "items that are not objects are passed on; a numeric next_cursor becomes text (%s)",
+	   r.why ? r.why : "no error");
+	canned_page("{\"items\":[],\"next_cursor\":\"7\"}", "7", &r);
+	ok(r.o == CONN_OK && !r.has_more && json_array_size(r.items) == 0,
+	   "has_more absent: no more (%s)", r.why ? r.why : "no error");
+	cres_clear(&r);
+}
+
 int main(void)
 {
 	struct simproc s;
 	char *tok;
 	char logpath[] = "/tmp/test_provincial.log.XXXXXX";
 	int logfd = mkstemp(logpath), saved_err = dup(2);
-	const char *args[] = {"--seed", "9", "--procedures", "2000", "--provincial-token",
-			      TOKEN,	NULL};
+	const char *args[] = {"--seed", "9",	      "--procedures", "2000", "--provincial-token",
+			      TOKEN,	"--dossiers", "100",	      NULL};
 
 	signal(SIGPIPE, SIG_IGN);
 	/* everything logged at debug goes to a file, checked for the token at the end */
@@ -630,10 +1016,13 @@ int main(void)
 	dmn.http = http_core_new(dmn.ev);
 
 	test_config();
+	test_changes_config();
+	test_changes_shapes();
 	if (simproc_start(&s, "test_prov", args) == 0) {
 		test_list(&s);
 		test_refusals(&s);
 		test_put(&s);
+		test_changes(&s);
 	} else {
 		ok(0, "the simulator starts ($BUILD/lienthong-sim)");
 	}

@@ -27,13 +27,9 @@ struct sim_config sim_config;
 
 /* Initialised in this order, finalised in reverse. */
 static const struct sim_module *const modules[] = {
-	&sim_stats_module,
-	&sim_session_module,
-	&sim_fault_module,
-	&sim_adapter_module,
-	&sim_catalog_module,
-	&sim_provincial_module,
-	NULL,
+	&sim_stats_module,   &sim_session_module, &sim_fault_module,
+	&sim_adapter_module, &sim_catalog_module, &sim_provincial_module,
+	&sim_dossier_module, &sim_portal_module,  NULL,
 };
 
 static const char usage_text[] =
@@ -73,6 +69,12 @@ static const char usage_text[] =
 	"  --procedures N            national procedures generated from --seed (default 2000)\n"
 	"  --provincial-token TOKEN  Bearer token of /provincial/api/v1 (default\n"
 	"                            provincial-secret-token)\n"
+	"\n"
+	"Dossiers (provincial change feed; national portal services on the integration path):\n"
+	"  --dossiers N              dossiers received in the window (default 1000)\n"
+	"  --dossier-days D          the window: the D days before now (default 1)\n"
+	"  --dossier-now TIME        now for the stream: yyyy-mm-ddTHH:MM[:SS][+07:00|Z] or\n"
+	"                            epoch seconds (default: the start of the current hour)\n"
 	"\n"
 	"Faults (also at run time: POST /_sim/faults; never on /_sim/* and /health):\n"
 	"  --error-rate P            answer 500 with probability P\n"
@@ -120,6 +122,9 @@ enum {
 	OPT_DOWN,
 	OPT_PROCEDURES,
 	OPT_PROVINCIAL_TOKEN,
+	OPT_DOSSIERS,
+	OPT_DOSSIER_DAYS,
+	OPT_DOSSIER_NOW,
 };
 
 static const struct option long_options[] = {
@@ -154,6 +159,9 @@ static const struct option long_options[] = {
 	{"down", no_argument, NULL, OPT_DOWN},
 	{"procedures", required_argument, NULL, OPT_PROCEDURES},
 	{"provincial-token", required_argument, NULL, OPT_PROVINCIAL_TOKEN},
+	{"dossiers", required_argument, NULL, OPT_DOSSIERS},
+	{"dossier-days", required_argument, NULL, OPT_DOSSIER_DAYS},
+	{"dossier-now", required_argument, NULL, OPT_DOSSIER_NOW},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -244,6 +252,42 @@ static const char *parse_path(const char *name, const char *s)
 	return s;
 }
 
+/*
+ * A moment: epoch seconds, or yyyy-mm-ddTHH:MM[:SS] in +07:00 unless
+ * followed by "Z" or "+07:00"/"+0700" (no other offsets).
+ */
+static int64_t parse_moment(const char *name, const char *s)
+{
+	unsigned y, mo, d, h, mi, sec = 0;
+	int n = 0, pos = 0;
+	int64_t days, offset_s = 7 * 3600;
+	const char *rest;
+
+	if (s[0] >= '0' && s[0] <= '9' && strspn(s, "0123456789") == strlen(s))
+		return (int64_t)parse_uint(name, s, 1, 253402300799u);
+	if (sscanf(s, "%4u-%2u-%2uT%2u:%2u%n", &y, &mo, &d, &h, &mi, &n) != 5)
+		bad_option(name, s, "expected yyyy-mm-ddTHH:MM[:SS][+07:00|Z] or epoch seconds");
+	rest = s + n;
+	if (sscanf(rest, ":%2u%n", &sec, &pos) == 1)
+		rest += pos;
+	if (strcmp(rest, "Z") == 0)
+		offset_s = 0;
+	else if (*rest != '\0' && strcmp(rest, "+07:00") != 0 && strcmp(rest, "+0700") != 0)
+		bad_option(name, s, "the offset must be +07:00 or Z");
+	if (y < 1971 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 59)
+		bad_option(name, s, "not a valid date and time");
+	/* Days from civil (H. Hinnant), y >= 1971. */
+	{
+		unsigned yy = y - (mo <= 2), era = yy / 400, yoe = yy - era * 400;
+		unsigned doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1;
+		unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+		days = (int64_t)era * 146097 + (int64_t)doe - 719468;
+	}
+	return days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+}
+
 static void parse_args(int argc, char **argv)
 {
 	struct sim_config *c = &sim_config;
@@ -269,6 +313,8 @@ static void parse_args(int argc, char **argv)
 	c->token_path = "/token";
 	c->procedures = 2000;
 	c->provincial_token = "provincial-secret-token";
+	c->dossiers = 1000;
+	c->dossier_days = 1;
 	sim_faultset_defaults(&c->faults);
 
 	while ((opt = getopt_long(argc, argv, "vhV", long_options, &idx)) != -1) {
@@ -346,6 +392,13 @@ static void parse_args(int argc, char **argv)
 				bad_option(name, "...", "must be 1 to 512 bytes");
 			c->provincial_token = optarg;
 			break;
+		case OPT_DOSSIERS:
+			c->dossiers = (unsigned)parse_uint(name, optarg, 0, 5000000);
+			break;
+		case OPT_DOSSIER_DAYS:
+			c->dossier_days = (unsigned)parse_uint(name, optarg, 1, 3650);
+			break;
+		case OPT_DOSSIER_NOW: c->dossier_now_s = parse_moment(name, optarg); break;
 		case 'v': c->verbose = true; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		case 'V': printf("%s %s\n", SIM_NAME, LT_VERSION); exit(0);

@@ -115,6 +115,9 @@ struct sim_config {
 	struct sim_faultset faults;   /* initial global fault set */
 	unsigned procedures;	      /* national catalogue size at start (--procedures) */
 	const char *provincial_token; /* Bearer token of the provincial API */
+	unsigned dossiers;	      /* dossiers received in the feed's window (--dossiers) */
+	unsigned dossier_days;	      /* the window, in days before "now" (--dossier-days) */
+	int64_t dossier_now_s; /* "now" of the dossier stream, epoch s; 0: the hour started */
 	bool verbose;
 };
 
@@ -141,6 +144,8 @@ extern const struct sim_module sim_session_module;
 extern const struct sim_module sim_adapter_module;
 extern const struct sim_module sim_catalog_module;
 extern const struct sim_module sim_provincial_module;
+extern const struct sim_module sim_dossier_module;
+extern const struct sim_module sim_portal_module;
 
 /* ---- requests, replies and routes ------------------------------------ */
 
@@ -313,6 +318,7 @@ struct sim_service {
 /* Service tables, one per sim_svc_*.c, each ending with a NULL name. */
 extern const struct sim_service sim_base_services[];
 extern const struct sim_service sim_csdl_services[];
+extern const struct sim_service sim_portal_services[];
 
 /* {"error_code":0,"message":"OK","result":result}; result stolen (NULL: null). */
 json_t *sim_answer_ok(json_t *result);

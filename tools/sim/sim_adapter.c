@@ -27,6 +27,7 @@
 static const struct sim_service *const service_tables[] = {
 	sim_base_services,
 	sim_csdl_services,
+	sim_portal_services,
 	NULL,
 };
 

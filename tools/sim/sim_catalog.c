@@ -2266,8 +2266,10 @@ static void catalog_build(void)
 		sim_map_put(C.provs_by_code, tmp.code, C.provs[C.n_provs]);
 		C.n_provs++;
 	}
-	qsort(C.procs, C.n_procs, sizeof(*C.procs), proc_cmp);
-	qsort(C.provs, C.n_provs, sizeof(*C.provs), prov_cmp);
+	if (C.n_procs) /* qsort with a NULL base is undefined, even for 0 items */
+		qsort(C.procs, C.n_procs, sizeof(*C.procs), proc_cmp);
+	if (C.n_provs)
+		qsort(C.provs, C.n_provs, sizeof(*C.provs), prov_cmp);
 	free(perm);
 	free(mark);
 }
