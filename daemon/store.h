@@ -227,6 +227,265 @@ int store_prov_catalog_replace(struct store *s, const json_t *records, const cha
 int store_prov_catalog_set(struct store *s, const char *code, const char *record_text,
 			   int64_t when_ms);
 
+/* ---- dossier outbox (the dossier flow) ---------------------------------- */
+
+/*
+ * The durable, per-dossier ordered outbox of dossier changes for the
+ * national portal (dossier-spec §5, §6). One row per dossier holds its
+ * latest mapped header with a version (incremented by every change that
+ * brings a header) and the version the portal acknowledged; its progress
+ * rows (CapNhatTienDoHoSoMC) are appended in feed order and go
+ * pending -> sending -> sent (or dead). A dossier "has work" while its
+ * header version is ahead of the acknowledged one or a row is pending.
+ *
+ * Times are wall milliseconds given by the caller. Operator listings give
+ * every "x_ms" also as ISO 8601 "x". Texts are borrowed for the call.
+ * Writes return 0, a documented positive code, or -errno as the rest of
+ * the store (-ENOSPC: STORE_FULL and, inside store_begin(), the whole
+ * group is lost); each is applied entirely or not at all.
+ */
+
+/* Bounds on what a caller may hand in (-E2BIG beyond, or clipped where said). */
+#define STORE_OUTBOX_KEY_MAX_BYTES    128	    /* mahoso, agency */
+#define STORE_OUTBOX_HEADER_MAX_BYTES (1024 * 1024) /* a mapped header */
+#define STORE_OUTBOX_ROW_MAX_BYTES    (256 * 1024)  /* a mapped progress row */
+#define STORE_OUTBOX_ERROR_MAX_BYTES  1024	    /* last_error, reasons: clipped */
+#define STORE_OUTBOX_RAW_MAX_BYTES    (64 * 1024)   /* raw bodies, raw changes: clipped */
+#define STORE_OUTBOX_IDS_MAX	      65536	    /* ids in one call */
+#define STORE_OUTBOX_DUE_MAX	      10000	    /* dossiers in one store_outbox_due() */
+#define STORE_OUTBOX_DUE_ROWS_MAX     1000	    /* rows per dossier in one due() */
+/* store_outbox_dossier() gives the newest this many progress rows and events. */
+#define STORE_OUTBOX_VIEW_MAX 200
+
+/* One change of the provincial feed, mapped. Texts borrowed. */
+struct store_outbox_change {
+	const char *mahoso; /* MaHoSo, required */
+	const char *agency; /* national agency id, or NULL (the stored one is kept) */
+	/* The mapped national header as JSON text, or NULL when this change did
+	 * not change it. A header increments the dossier's header_version. */
+	const char *header;
+	/* The mapped CapNhatTienDoHoSoMC row as JSON text, or NULL when the
+	 * change brings no progress row. */
+	const char *row;
+	int status;	    /* national TrangThaiHoSo 1..10; 0 = unknown (kept) */
+	int64_t due_ms;	    /* NgayHenTra; 0 = unknown (the stored one is kept) */
+	int64_t changed_ms; /* when the change happened at the province (thoiDiem) */
+	int64_t seen_ms;    /* when the daemon read it: orders the queue */
+	int64_t seq;	    /* the feed's seq of the change */
+};
+
+/* A set of progress row ids (borrowed). Order and repeats do not matter. */
+struct store_outbox_ids {
+	const int64_t *id;
+	size_t n;
+};
+
+/*
+ * Records change c: upserts the dossier (header stored and header_version
+ * incremented when c->header is given; status, agency, due date and
+ * changed_ms updated; finished_ms set the first time the status is 3, 7, 9
+ * or 10, to c->changed_ms; the dossier's state — active, held, dead — is
+ * not changed: a held or dead dossier still collects its changes), appends
+ * c->row as a pending progress row, and writes the event "received". A
+ * dossier that had no work is queued at c->seen_ms. Meant to run inside the
+ * flow's group (store_begin) together with the feed cursor.
+ * *progress_id (may be NULL) is the new row's id, 0 when c->row is NULL.
+ * Returns 0, -EINVAL (missing mahoso or times, status out of range, a
+ * header or row that is not JSON), -E2BIG (beyond the bounds above), or
+ * -errno. A refused change leaves nothing and the caller's group goes on;
+ * any other failure inside a group loses the whole group (as -ENOSPC does
+ * for every write), never half a change.
+ */
+int store_outbox_enqueue(struct store *s, const struct store_outbox_change *c,
+			 int64_t *progress_id);
+
+/*
+ * What is due at now_ms: a JSON array (new ref, NULL on error) of at most
+ * max_dossiers (capped at STORE_OUTBOX_DUE_MAX; 0 gives []) dossiers that
+ * are active, have work, whose next attempt is due, and that have no row
+ * in 'sending' (a dossier with a batch in flight, or in doubt after a
+ * crash, is not handed out again until store_outbox_progress_acked,
+ * _failed, _dead or _resolve settled those rows). Oldest queued first: the
+ * queue time is when the dossier's unsent work arrived (its first unsent
+ * change's seen_ms) or its back-off time after a failure. Each element:
+ *   {"mahoso", "header_version", "header_sent_version", "portal_state"
+ *    ("unknown"|"absent"|"present": create or update), "attempts",
+ *    "rows_pending" (all of them, may exceed the rows given),
+ *    "header": the header, parsed — present only when header_version >
+ *        header_sent_version: it must then be sent (and acknowledged)
+ *        before any of the rows,
+ *    "progress": [{"id", "seq", "row" (parsed)}] its first pending rows in
+ *        enqueue order, at most max_rows_per_dossier (capped at
+ *        STORE_OUTBOX_DUE_ROWS_MAX; 0 gives [])}.
+ * The header is not marked in flight: the caller must not send a dossier
+ * whose header it already has in flight. Reads through an index: the cost
+ * is that of the result (plus the dossiers in flight), not of the backlog.
+ */
+json_t *store_outbox_due(struct store *s, int64_t now_ms, unsigned max_dossiers,
+			 unsigned max_rows_per_dossier);
+
+/*
+ * Marks rows pending -> sending in batch (the caller's number, kept with
+ * the rows), with the event "progress_sent" per dossier. To be committed
+ * before the request goes out: rows found 'sending' later (after a crash)
+ * are in doubt, never resent blindly. All or nothing: returns 0, 1 when an
+ * id is not a pending row (nothing is marked), -EINVAL (empty set, an id
+ * <= 0), -E2BIG (more than STORE_OUTBOX_IDS_MAX), or -errno.
+ */
+int store_outbox_sending(struct store *s, const struct store_outbox_ids *ids, int64_t batch,
+			 int64_t now_ms);
+
+/*
+ * The portal acknowledged these rows: sending -> sent (sent_ms = now_ms),
+ * event "progress_acked" per dossier, and each dossier's attempts and
+ * failure reason cleared. Ids not in 'sending' are left alone (an
+ * acknowledgement repeated after a crash changes nothing). Returns 0 or -errno.
+ */
+int store_outbox_progress_acked(struct store *s, const struct store_outbox_ids *ids,
+				int64_t now_ms);
+
+/*
+ * The portal acknowledged header version (as handed out by due()):
+ * header_sent_version becomes version (never lowered), portal_state
+ * "present", attempts 0, event "header_acked". When the header changed
+ * while it was being sent (header_version > version), the dossier keeps
+ * its work and due() hands out the newer header. Returns 0, 1 when mahoso
+ * is unknown, -EINVAL when version is not 1..header_version, or -errno.
+ */
+int store_outbox_header_acked(struct store *s, const char *mahoso, int64_t version, int64_t now_ms);
+
+/*
+ * What TraCuuHoSo said about mahoso: state is "present", "absent" or
+ * "unknown". "absent" also forgets the acknowledged header version (the
+ * portal does not have it: the header goes out again, as a create).
+ * Returns 0, 1 when mahoso is unknown, -EINVAL for another state, or -errno.
+ */
+int store_outbox_portal_state(struct store *s, const char *mahoso, const char *state,
+			      int64_t now_ms);
+
+/*
+ * A request for mahoso failed and is to be retried at next_attempt_ms: its
+ * rows among ids go sending -> pending (ids may be empty: a header
+ * failure), the dossier's attempts + 1, last_error = error (clipped),
+ * last_response = raw (the body, clipped; may be NULL), its failure reason
+ * (error up to the first ':') counted in store_outbox_queue(), event
+ * "error". Returns 0, 1 when mahoso is unknown, -EINVAL (no error text, an
+ * id <= 0), or -errno.
+ */
+int store_outbox_failed(struct store *s, const char *mahoso, const struct store_outbox_ids *ids,
+			int64_t next_attempt_ms, const char *error, const char *raw,
+			int64_t now_ms);
+
+/*
+ * Something of mahoso failed for good: what is "header" (the current
+ * header version), "progress" (its rows among ids, pending or sending,
+ * become 'dead') or "change" (a change that could not be mapped; raw is
+ * the change, and a dossier never seen is created for it). The dossier
+ * becomes 'dead' (a held one stays held) — nothing more goes out for it
+ * until an operator retries or drops the dead letter, while later changes
+ * still enqueue — one dead letter records it, with the events
+ * "unmappable" (what = "change") and "dead". *letter_id (may be NULL) is
+ * the letter's id. Returns 0, -EINVAL (unknown what, no reason, ids with
+ * what other than "progress"), or -errno.
+ */
+int store_outbox_dead(struct store *s, const char *mahoso, const char *what,
+		      const struct store_outbox_ids *ids, const char *reason, const char *raw,
+		      int64_t now_ms, int64_t *letter_id);
+
+/*
+ * The rows left in 'sending' (at start, after a crash): a JSON array (new
+ * ref, NULL on error) of {"mahoso", "ids": [..], "rows": [parsed rows, in
+ * the order of ids], "batch" (the newest)}, by mahoso, ids ascending.
+ * Bounded by what the flow had in flight.
+ */
+json_t *store_outbox_in_doubt(struct store *s);
+
+/*
+ * Settles rows in doubt after TraCuuHoSo: sent (present at the portal)
+ * sending -> sent; resend (absent) sending -> pending, due again at once.
+ * Event "resolved" per dossier. Either set may be NULL or empty; ids not
+ * in 'sending' are left alone. Returns 0, -EINVAL, -E2BIG, or -errno.
+ */
+int store_outbox_resolve(struct store *s, const struct store_outbox_ids *sent,
+			 const struct store_outbox_ids *resend, int64_t now_ms);
+
+/*
+ * The queue for `lienthongctl` and metrics, from counters kept in the same
+ * transactions as the rows (no scan of the backlog): {"depth" (dossiers
+ * with work, any state), "rows_pending", "rows_sending", "dossiers"
+ * (total), "dead_letters" (open), "oldest_age_s" and "oldest_ms"/"oldest"
+ * (how long the longest-waiting active dossier has had unsent work; null
+ * when none), "by_state": {"active" (active with work), "held", "dead"
+ * (all so marked)}, "by_reason": {failure reason: dossiers whose latest
+ * attempt failed with it}, "at_ms"/"at"}. New ref, NULL on error.
+ */
+json_t *store_outbox_queue(struct store *s, int64_t now_ms);
+
+/*
+ * One dossier for the operator: every column of its row (times as "x_ms"
+ * and ISO "x", "header" parsed), "progress": its newest
+ * STORE_OUTBOX_VIEW_MAX rows oldest first (state, batch, attempts, times,
+ * "row" parsed) with "progress_total", "events": its newest
+ * STORE_OUTBOX_VIEW_MAX events, newest last ("detail" parsed) with
+ * "events_total", and "dead_letters": all of its letters, with raw.
+ * Returns 0 with *out (new ref), 1 when unknown, -EINVAL, or -errno.
+ */
+int store_outbox_dossier(struct store *s, const char *mahoso, json_t **out);
+
+/*
+ * Dead letters in state ("dead", "retried", "dropped"; NULL = all), newest
+ * first, at most limit (0 = all): {"id", "mahoso", "what", "progress_id"
+ * (the first row), "rows" (how many), "version" (a header's), "reason",
+ * "raw_bytes" (raw itself is in store_outbox_dossier()), "state",
+ * "closed_by", "note", times}. New ref, NULL on error or unknown state.
+ */
+json_t *store_outbox_deadletters(struct store *s, const char *state, unsigned limit);
+
+/*
+ * Retries dead letter letter_id, or every open one when 0: its rows go
+ * dead -> pending, the letter "retried" by actor, attempts and back-off
+ * reset (due at now_ms), event "retried"; the dossier becomes active again
+ * once none of its letters is open (a held one stays held). A retried
+ * "change" letter only releases the dossier: mapping the raw change again
+ * is the caller's. *retried (may be NULL) counts the letters. Returns 0, 1
+ * when the letter (or, for 0, any letter) is not open, -ENOENT for an
+ * unknown id, -EINVAL, or -errno.
+ */
+int store_outbox_retry(struct store *s, int64_t letter_id, const char *actor, int64_t now_ms,
+		       unsigned *retried);
+
+/*
+ * Gives up on open dead letter letter_id: "dropped" by actor with reason
+ * (the note); its rows stay dead and are never sent; a dropped header
+ * version counts as sent (a later header goes out as usual). The dossier
+ * becomes active again once none of its letters is open. Event "dropped".
+ * The caller audits it. Returns 0, 1 when the letter is not open, -ENOENT
+ * for an unknown id, -EINVAL (no actor or reason), or -errno.
+ */
+int store_outbox_drop(struct store *s, int64_t letter_id, const char *actor, const char *reason,
+		      int64_t now_ms);
+
+/*
+ * An operator holds a dossier (nothing goes out, changes still enqueue) or
+ * releases it (active again, or dead while a dead letter is open). Events
+ * "held" / "released" with actor. Returns 0, 1 when it already is (not)
+ * held, -ENOENT for an unknown dossier, -EINVAL, or -errno.
+ */
+int store_outbox_hold(struct store *s, const char *mahoso, const char *actor, int64_t now_ms);
+int store_outbox_release(struct store *s, const char *mahoso, const char *actor, int64_t now_ms);
+
+/*
+ * Deadlines. Overdue: dossiers not finished whose due date is before now_ms,
+ * most overdue first, whatever their outbox state (the deadline is the
+ * office's, not the portal's): {"mahoso", "agency", "status", "state",
+ * "due_ms"/"due", "overdue_s", "received", "changed"}. Late: dossiers
+ * finished after their due date, finished at or after since_ms, oldest
+ * first: {"mahoso", "agency", "status", "due", "finished", "late_s"}. At
+ * most limit rows (0 = all). New ref, NULL on error.
+ */
+json_t *store_outbox_overdue(struct store *s, int64_t now_ms, unsigned limit);
+json_t *store_outbox_late(struct store *s, int64_t since_ms, unsigned limit);
+
 /* The audit trail: who did what to which thing. */
 int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,
 		    const char *detail);

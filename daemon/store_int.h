@@ -1,5 +1,6 @@
 /*
- * store_int: what the store's source files (store.c, store_catalog.c) share
+ * store_int: what the store's source files (store.c, store_catalog.c,
+ * store_outbox.c) share
  * and nothing else may see: the struct store, the ids of the prepared
  * statements, and the helpers that run a statement with the store's error
  * mapping, bracket a multi-statement operation, and turn rows into JSON.
@@ -78,11 +79,54 @@ enum stc_id {
 	STC__COUNT
 };
 
+/* Statements of store_outbox.c (SQL in ob_sql[] there). */
+enum sto_id {
+	STO_UPSERT,
+	STO_ROW_ADD,
+	STO_EVENT_RECEIVED,
+	STO_EVENT,
+	STO_DUE,
+	STO_DUE_ROWS,
+	STO_MOVE_DOSSIERS,
+	STO_MOVE_EVENTS,
+	STO_MOVE_ROWS,
+	STO_HEADER_ACKED,
+	STO_FIND,
+	STO_PORTAL_STATE,
+	STO_FAILED,
+	STO_DEAD_DOSSIER,
+	STO_DEAD_LETTER,
+	STO_IN_DOUBT,
+	STO_COUNTS,
+	STO_OLDEST,
+	STO_DOSSIER_GET,
+	STO_DOSSIER_ROWS,
+	STO_DOSSIER_ROWS_COUNT,
+	STO_DOSSIER_EVENTS,
+	STO_DOSSIER_EVENTS_COUNT,
+	STO_DOSSIER_LETTERS,
+	STO_LETTERS_ALL,
+	STO_LETTERS_STATE,
+	STO_LETTER_GET,
+	STO_RETRY_DOSSIERS,
+	STO_RETRY_EVENTS,
+	STO_RETRY_ROWS,
+	STO_RETRY_LETTERS,
+	STO_DROP_DOSSIER,
+	STO_DROP_LETTER,
+	STO_HOLD,
+	STO_RELEASE,
+	STO_OVERDUE,
+	STO_LATE,
+	STO__COUNT
+};
+
 struct store {
 	sqlite3 *db;		       /* owned */
 	char *path;		       /* owned */
 	sqlite3_stmt *st[ST__COUNT];   /* owned */
 	sqlite3_stmt *cat[STC__COUNT]; /* owned */
+	sqlite3_stmt *ob[STO__COUNT];  /* owned */
 	int version;
 	int64_t page_size;
 	int64_t default_max_pages; /* max_page_count before we limited it */
@@ -103,6 +147,8 @@ struct store {
 int store_prepare(struct store *s, const char *const *sql, sqlite3_stmt **st, size_t n, char **err);
 /* Prepares the statements of store_catalog.c into s->cat (at open). */
 int store_catalog_prepare(struct store *s, char **err);
+/* Prepares the statements of store_outbox.c into s->ob (at open). */
+int store_outbox_prepare(struct store *s, char **err);
 
 /*
  * Maps the SQLite result rc of operation op to a negative errno, updates the
@@ -123,6 +169,9 @@ json_t *store_stmt_listv(struct store *s, sqlite3_stmt *st, const char *op, cons
 			 va_list ap);
 
 /* Writes are refused while an aborted explicit transaction is still open. */
+/* Ends the explicit transaction after a failure: the batch is lost (rolled
+ * back at once; later writes and commits of it return err). */
+void store_abort_tx(struct store *s, int err);
 int store_write_check(const struct store *s);
 /*
  * Brackets an operation of several statements: its own transaction in
