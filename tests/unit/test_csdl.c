@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "conf.h"
+#include "conntest.h"
 #include "connector.h"
 #include "csdl.h"
 #include "daemon.h"
@@ -31,11 +32,8 @@
 #define PASSWORD "pw-csdl-Kq4-not-in-logs"
 #define N_PROCS	 "2000"
 
-static char dir[] = "/tmp/lt-csdl-XXXXXX";
-static struct daemon dmn;
-/* Set while a connector call runs: a completion seeing it came from inside. */
-static bool in_call;
-static int called_inside;
+/* in_call is set while a connector call runs: a completion seeing it came from inside. */
+static struct conntest ct;
 
 static const struct csdl_ops *ops(void)
 {
@@ -44,60 +42,13 @@ static const struct csdl_ops *ops(void)
 
 /* ---- instances built from a config file -------------------------------- */
 
-struct tc {
-	struct config *cfg;
-	struct conn *c;
-};
-
-/*
- * Writes a config with [connector.national] type = csdl plus keys, loads it
- * and makes the instance. Returns 0, or negative with *err (caller frees).
- */
-static int tc_new(struct tc *t, const char *keys, bool check_only, char **err)
-{
-	struct conf_errors errs = {0};
-	char *path = xasprintf("%s/lienthong.conf", dir);
-	char *text = xasprintf("[daemon]\nlog_level = debug\n\n"
-			       "[connector.national]\ntype = csdl\n%s\n",
-			       keys);
-	const struct conf_connector *cc;
-	int r;
-
-	memset(t, 0, sizeof(*t));
-	*err = NULL;
-	write_file_atomic(path, text, strlen(text), 0600);
-	r = conf_load(path, &t->cfg, &errs);
-	if (r < 0) {
-		*err = conf_errors_join(&errs);
-		goto out;
-	}
-	cc = conf_connector_find(t->cfg, "national");
-	r = cc ? conn_new(&dmn, cc, check_only, &t->c, err) : -ENOENT;
-	if (r < 0) {
-		conf_free(t->cfg);
-		t->cfg = NULL;
-	}
-out:
-	conf_errors_free(&errs);
-	free(text);
-	free(path);
-	return r;
-}
-
-static void tc_free(struct tc *t)
-{
-	conn_unref(t->c);
-	conf_free(t->cfg);
-	memset(t, 0, sizeof(*t));
-}
-
 /* The keys of a working connector on the simulator at url, plus extra. */
 static char *keys_for(const char *url, const char *extra)
 {
 	return xasprintf("url = %s\nusername = lienthong\npassword = %s/pw\n"
 			 "madonvi = 000.00.00.H31\nmax_attempts = 3\nbackoff_base = 5ms\n"
 			 "backoff_cap = 50ms\nbreaker_failures = 0\ntimeout = 10s\n%s",
-			 url, dir, extra ? extra : "");
+			 url, ct.dir, extra ? extra : "");
 }
 
 /* ---- completions ------------------------------------------------------- */
@@ -119,8 +70,7 @@ static void res_clear(struct res *r)
 
 static void res_set(struct res *r, enum conn_outcome o, json_t *j, const char *raw, const char *why)
 {
-	if (in_call)
-		called_inside++;
+	conntest_completion(&ct);
 	res_clear(r);
 	r->calls = 1;
 	r->o = o;
@@ -143,11 +93,6 @@ static void on_record(struct conn *c, enum conn_outcome o, json_t *record, const
 	res_set(ud, o, record, raw, why);
 }
 
-static bool res_done(void *ud)
-{
-	return ((struct res *)ud)->calls > 0;
-}
-
 enum op_kind { OP_LIST, OP_AGENCIES, OP_FIELDS };
 
 /* One list-type call, run to completion (10 s at most). */
@@ -155,33 +100,22 @@ static void run_list(struct conn *c, enum op_kind k, struct res *r)
 {
 	int rc;
 	res_clear(r);
-	in_call = true;
+	ct.in_call = true;
 	rc = k == OP_LIST	? ops()->list(c, on_list, r)
 	     : k == OP_AGENCIES ? ops()->agencies(c, on_list, r)
 				: ops()->fields(c, on_list, r);
-	in_call = false;
-	if (rc < 0)
-		printf("# call failed: %s\n", strerror(-rc));
-	else if (!simproc_run_until_fn(dmn.ev, res_done, r, 10000))
-		printf("# the call did not complete\n");
+	ct.in_call = false;
+	conntest_await(&ct, rc, "the call", &r->calls, 10000);
 }
 
 static void run_get(struct conn *c, const char *code, struct res *r)
 {
 	int rc;
 	res_clear(r);
-	in_call = true;
+	ct.in_call = true;
 	rc = ops()->get(c, code, on_record, r);
-	in_call = false;
-	if (rc < 0)
-		printf("# get failed: %s\n", strerror(-rc));
-	else if (!simproc_run_until_fn(dmn.ev, res_done, r, 10000))
-		printf("# get %s did not complete\n", code ? code : "(null)");
-}
-
-static bool contains(const char *s, const char *sub)
-{
-	return s && strstr(s, sub);
+	ct.in_call = false;
+	conntest_await(&ct, rc, "get", &r->calls, 10000);
 }
 
 static const char *str_of(json_t *o, const char *key)
@@ -205,8 +139,7 @@ static void on_many(struct conn *c, enum conn_outcome o, json_t *record, const c
 	struct many *m = ud;
 	(void)c;
 	(void)raw;
-	if (in_call)
-		called_inside++;
+	conntest_completion(&ct);
 	m->done++;
 	if (o == CONN_OK && json_is_object(record))
 		m->ok++;
@@ -240,18 +173,18 @@ static bool many_sample(void *ud)
 static int many_issue(struct many *m, json_t *codes, size_t from, size_t to)
 {
 	int n = 0;
-	in_call = true;
+	ct.in_call = true;
 	for (size_t i = from; i < to && i < json_array_size(codes); i++)
 		if (ops()->get(m->c, json_string_value(json_array_get(codes, i)), on_many, m) == 0)
 			n++;
-	in_call = false;
+	ct.in_call = false;
 	return n;
 }
 
 static bool many_wait(struct many *m, int want, int64_t timeout_ms)
 {
 	struct many_wait w = {m, want};
-	return simproc_run_until_fn(dmn.ev, many_sample, &w, timeout_ms);
+	return simproc_run_until_fn(ct.dmn.ev, many_sample, &w, timeout_ms);
 }
 
 /* The MATTHC of every element of a list answer, as a JSON array of strings. */
@@ -271,7 +204,7 @@ static json_t *codes_of(json_t *items)
 
 static void test_config(void)
 {
-	struct tc t;
+	struct conntest_conn t;
 	char *err = NULL, *keys;
 	const struct conf_option *o;
 	int found = 0;
@@ -287,33 +220,32 @@ static void test_config(void)
 	is_int(found, 2, "options endpoint (default share) and max_record_bytes (default 1M)");
 
 	keys = keys_for("http://127.0.0.1:9", "endpoint = nowhere\n");
-	ok(tc_new(&t, keys, true, &err) < 0 && contains(err, "endpoint"),
+	ok(conntest_conn_new(&ct, &t, keys, true, &err) < 0 && conntest_contains(err, "endpoint"),
 	   "an unknown endpoint is refused naming the key (%s)", err ? err : "accepted");
 	free(err);
 	free(keys);
 	keys = keys_for("http://127.0.0.1:9", "max_record_bytes = 2M\nmax_response_bytes = 1M\n");
-	ok(tc_new(&t, keys, true, &err) < 0 && contains(err, "max_record_bytes") &&
-		   contains(err, "max_response_bytes"),
+	ok(conntest_conn_new(&ct, &t, keys, true, &err) < 0 &&
+		   conntest_contains(err, "max_record_bytes") &&
+		   conntest_contains(err, "max_response_bytes"),
 	   "max_record_bytes over max_response_bytes is refused (%s)", err ? err : "accepted");
 	free(err);
 	free(keys);
 	keys = keys_for("http://127.0.0.1:9", "endpoint = integration\n");
-	ok(tc_new(&t, keys, true, &err) == 0 && t.c && !t.c->priv,
-	   "check-only mode validates and acquires nothing (%s)", err ? err : "no error");
-	free(err);
-	tc_free(&t);
+	conntest_check_only(&ct, &t, keys);
+	conntest_conn_free(&t);
 	free(keys);
 }
 
 static void test_catalogue(struct simproc *s)
 {
-	struct tc t;
+	struct conntest_conn t;
 	struct res r = {0};
 	char *err = NULL, *keys = keys_for(s->url, "concurrency = 8\n");
 	json_t *sim, *codes = NULL;
 	const char *code = NULL;
 
-	if (tc_new(&t, keys, false, &err) < 0) {
+	if (conntest_conn_new(&ct, &t, keys, false, &err) < 0) {
 		ok(0, "a csdl connector on the simulator (%s)", err ? err : "?");
 		free(err);
 		free(keys);
@@ -337,17 +269,17 @@ static void test_catalogue(struct simproc *s)
 	ok(r.o == CONN_OK && json_is_object(r.j), "get answers OK with a record (%s)",
 	   r.why ? r.why : "no error");
 	is_str(str_of(r.j, "MATTHC"), code, "the record is the procedure asked for");
-	ok(r.raw && contains(r.raw, code), "the raw body comes along");
+	ok(r.raw && conntest_contains(r.raw, code), "the raw body comes along");
 
 	run_get(t.c, "9.999999.000.00.00.H31", &r);
-	ok(r.o == CONN_FAIL && contains(r.why, "not found") &&
-		   contains(r.why, "9.999999.000.00.00.H31"),
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "not found") &&
+		   conntest_contains(r.why, "9.999999.000.00.00.H31"),
 	   "an unknown code fails naming it as not found (%s)", r.why ? r.why : "ok");
-	ok(r.j == NULL && r.raw && contains(r.raw, "result"),
+	ok(r.j == NULL && r.raw && conntest_contains(r.raw, "result"),
 	   "a missing procedure keeps the raw answer for the mismatch log");
 
 	run_get(t.c, "", &r);
-	ok(r.o == CONN_FAIL && contains(r.why, "empty"),
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "empty"),
 	   "an empty code fails from the loop, not from inside (%s)", r.why ? r.why : "ok");
 
 	run_list(t.c, OP_AGENCIES, &r);
@@ -374,8 +306,9 @@ static void test_catalogue(struct simproc *s)
 	   json_array_size(bad));
 	for (size_t i = 0; i < json_array_size(bad); i++) {
 		run_get(t.c, json_string_value(json_array_get(bad, i)), &r);
-		if (r.o == CONN_FAIL && contains(r.why, "result[0] is a string, not a record") &&
-		    r.raw && *r.raw)
+		if (r.o == CONN_FAIL &&
+		    conntest_contains(r.why, "result[0] is a string, not a record") && r.raw &&
+		    *r.raw)
 			not_record++;
 		else if (r.o == CONN_OK && json_is_object(r.j))
 			odd_record++;
@@ -394,8 +327,9 @@ static void test_catalogue(struct simproc *s)
 	ok(simproc_post(s, "/_sim/catalog", body) == 0, "the simulator breaks %s", victim);
 	free(body);
 	run_get(t.c, victim, &r);
-	ok(r.o == CONN_FAIL && contains(r.why, victim) && contains(r.why, "not a record") &&
-		   r.raw && contains(r.raw, "result") && r.j == NULL,
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, victim) &&
+		   conntest_contains(r.why, "not a record") && r.raw &&
+		   conntest_contains(r.raw, "result") && r.j == NULL,
 	   "a record broken at run time fails naming it, raw kept (%s)", r.why ? r.why : "ok");
 	victim = json_string_value(json_array_get(codes, 6));
 	body = xasprintf("{\"op\":\"malform\",\"code\":\"%s\"}", victim);
@@ -419,7 +353,7 @@ static void test_catalogue(struct simproc *s)
 	long long before = simproc_stat(s, "requests_total");
 	run_get(t.c, code, &r);
 	long long after = simproc_stat(s, "requests_total");
-	ok(r.o == CONN_RETRY && contains(r.why, "500") && contains(r.why, code),
+	ok(r.o == CONN_RETRY && conntest_contains(r.why, "500") && conntest_contains(r.why, code),
 	   "LayThuTuc failing with 500 is RETRY naming the code (%s)", r.why ? r.why : "ok");
 	is_int(after - before, 3, "after max_attempts (3) attempts");
 	simproc_faults(s, "{\"reset\":true}");
@@ -440,16 +374,16 @@ static void test_catalogue(struct simproc *s)
 	json_decref(st);
 
 	/* The endpoint option: the simulator serves the catalogue on share only. */
-	struct tc integ;
+	struct conntest_conn integ;
 	keys = keys_for(s->url, "endpoint = integration\n");
-	if (tc_new(&integ, keys, false, &err) == 0) {
+	if (conntest_conn_new(&ct, &integ, keys, false, &err) == 0) {
 		run_list(integ.c, OP_LIST, &r);
 		json_t *stats = simproc_get(s, "/_sim/stats");
 		json_t *ip = json_object_get(json_object_get(stats, "by_path"), "/integration");
 		ok(r.o != CONN_OK && ip, "endpoint = integration calls /integration (%s: %s)",
 		   conn_outcome_name(r.o), r.why ? r.why : "no error");
 		json_decref(stats);
-		tc_free(&integ);
+		conntest_conn_free(&integ);
 	} else {
 		ok(0, "a connector with endpoint = integration (%s)", err);
 	}
@@ -457,13 +391,13 @@ static void test_catalogue(struct simproc *s)
 	free(keys);
 
 	/* Records larger than max_record_bytes. */
-	struct tc small;
+	struct conntest_conn small;
 	keys = keys_for(s->url, "max_record_bytes = 1k\n");
-	if (tc_new(&small, keys, false, &err) == 0) {
+	if (conntest_conn_new(&ct, &small, keys, false, &err) == 0) {
 		run_get(small.c, code, &r);
-		ok(r.o == CONN_FAIL && contains(r.why, "max_record_bytes"),
+		ok(r.o == CONN_FAIL && conntest_contains(r.why, "max_record_bytes"),
 		   "a record over max_record_bytes fails (%s)", r.why ? r.why : "ok");
-		tc_free(&small);
+		conntest_conn_free(&small);
 	} else {
 		ok(0, "a connector with max_record_bytes = 1k (%s)", err);
 	}
@@ -472,13 +406,13 @@ static void test_catalogue(struct simproc *s)
 
 	res_clear(&r);
 	json_decref(codes);
-	tc_free(&t);
+	conntest_conn_free(&t);
 }
 
 /* Many gets at once: the concurrency limit, the speed-up, expired sessions. */
 static void test_concurrency(struct simproc *s)
 {
-	struct tc t;
+	struct conntest_conn t;
 	struct res r = {0};
 	struct many m = {0};
 	char *err = NULL, *keys = keys_for(s->url, "concurrency = 8\n");
@@ -486,7 +420,7 @@ static void test_concurrency(struct simproc *s)
 	uint64_t t0, seq_us, par_us;
 	const int n = 200, n_seq = 25;
 
-	if (tc_new(&t, keys, false, &err) < 0) {
+	if (conntest_conn_new(&ct, &t, keys, false, &err) < 0) {
 		ok(0, "a csdl connector with concurrency 8 (%s)", err ? err : "?");
 		free(err);
 		free(keys);
@@ -540,12 +474,12 @@ static void test_concurrency(struct simproc *s)
 	m.c = t.c;
 	simproc_faults(s, "{\"latency_ms\":50}");
 	many_issue(&m, codes, 0, 20);
-	simproc_run_for(dmn.ev, 10);
+	simproc_run_for(ct.dmn.ev, 10);
 	json_decref(codes);
-	tc_free(&t);
-	simproc_run_for(dmn.ev, 200);
+	conntest_conn_free(&t);
+	simproc_run_for(ct.dmn.ev, 200);
 	is_int(m.done, 0, "after free, no completion reaches the caller");
-	is_int(http_core_pending(dmn.http), 0, "and nothing is left in the HTTP core");
+	is_int(http_core_pending(ct.dmn.http), 0, "and nothing is left in the HTTP core");
 	simproc_faults(s, "{\"reset\":true}");
 	res_clear(&r);
 }
@@ -553,7 +487,7 @@ static void test_concurrency(struct simproc *s)
 /* Measures how long the whole catalogue takes at a given concurrency. */
 static void measure(struct simproc *s, int concurrency)
 {
-	struct tc t;
+	struct conntest_conn t;
 	struct res r = {0};
 	struct many m = {0};
 	char *extra = xasprintf("concurrency = %d\n", concurrency);
@@ -563,7 +497,7 @@ static void measure(struct simproc *s, int concurrency)
 	int n;
 
 	free(extra);
-	if (tc_new(&t, keys, false, &err) < 0) {
+	if (conntest_conn_new(&ct, &t, keys, false, &err) < 0) {
 		ok(0, "a csdl connector with concurrency %d (%s)", concurrency, err ? err : "?");
 		free(err);
 		free(keys);
@@ -584,26 +518,19 @@ static void measure(struct simproc *s, int concurrency)
 	free(m.first_fail);
 	json_decref(codes);
 	res_clear(&r);
-	tc_free(&t);
+	conntest_conn_free(&t);
 }
 
 int main(void)
 {
 	struct simproc s;
-	char *pw;
 	const char *args[] = {"--seed", "5", "--password", PASSWORD, "--procedures", N_PROCS, NULL};
 
 	signal(SIGPIPE, SIG_IGN);
 	log_setup(LOG_TARGET_STDERR, LOG_WARNING);
-	if (!mkdtemp(dir)) {
-		printf("Bail out! mkdtemp: %s\n", strerror(errno));
+	if (conntest_start(&ct, "csdl", "csdl", "national", keys_for) < 0)
 		return 1;
-	}
-	pw = xasprintf("%s/pw", dir);
-	write_file_atomic(pw, PASSWORD, strlen(PASSWORD), 0600);
-	if (sd_event_new(&dmn.ev) < 0)
-		return 1;
-	dmn.http = http_core_new(dmn.ev);
+	conntest_write(&ct, "pw", PASSWORD);
 
 	test_config();
 	if (simproc_start(&s, "test_csdl", args) == 0) {
@@ -615,16 +542,6 @@ int main(void)
 		ok(0, "the simulator starts ($BUILD/lienthong-sim)");
 	}
 	simproc_stop(&s);
-	is_int(called_inside, 0, "no completion ever came from inside a call");
-
-	is_int(http_core_pending(dmn.http), 0, "nothing pending at the end");
-	http_core_free(dmn.http);
-	sd_event_unref(dmn.ev);
-	unlink(pw);
-	free(pw);
-	char *cmd = xasprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
-	free(cmd);
+	conntest_stop(&ct);
 	return tap_done();
 }

@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "conf.h"
+#include "conntest.h"
 #include "connector.h"
 #include "daemon.h"
 #include "http.h"
@@ -40,65 +41,14 @@
 #define TOKEN "tok-Prv-8Jx2-not-in-logs"
 #define PATH  "/provincial/api/v1/thu-tuc"
 
-static char dir[] = "/tmp/lt-prov-XXXXXX";
-static struct daemon dmn;
-static bool in_call;
-static int called_inside;
+static struct conntest ct;
 
 static const struct provincial_ops *ops(void)
 {
 	return conn_provincial.ext;
 }
 
-static bool contains(const char *s, const char *sub)
-{
-	return s && strstr(s, sub);
-}
-
 /* ---- instances built from a config file -------------------------------- */
-
-struct tc {
-	struct config *cfg;
-	struct conn *c;
-};
-
-static int tc_new(struct tc *t, const char *keys, bool check_only, char **err)
-{
-	struct conf_errors errs = {0};
-	char *path = xasprintf("%s/lienthong.conf", dir);
-	char *text = xasprintf("[daemon]\nlog_level = debug\n\n"
-			       "[connector.province]\ntype = provincial\n%s\n",
-			       keys);
-	const struct conf_connector *cc;
-	int r;
-
-	memset(t, 0, sizeof(*t));
-	*err = NULL;
-	write_file_atomic(path, text, strlen(text), 0600);
-	r = conf_load(path, &t->cfg, &errs);
-	if (r < 0) {
-		*err = conf_errors_join(&errs);
-		goto out;
-	}
-	cc = conf_connector_find(t->cfg, "province");
-	r = cc ? conn_new(&dmn, cc, check_only, &t->c, err) : -ENOENT;
-	if (r < 0) {
-		conf_free(t->cfg);
-		t->cfg = NULL;
-	}
-out:
-	conf_errors_free(&errs);
-	free(text);
-	free(path);
-	return r;
-}
-
-static void tc_free(struct tc *t)
-{
-	conn_unref(t->c);
-	conf_free(t->cfg);
-	memset(t, 0, sizeof(*t));
-}
 
 /* Keys of a connector on the simulator at url (token file "token"), plus extra. */
 static char *keys_for(const char *url, const char *extra)
@@ -106,20 +56,7 @@ static char *keys_for(const char *url, const char *extra)
 	return xasprintf("url = %s/provincial\ntoken = %s/token\nmax_attempts = 2\n"
 			 "backoff_base = 5ms\nbackoff_cap = 20ms\nbreaker_failures = 0\n"
 			 "timeout = 10s\n%s",
-			 url, dir, extra ? extra : "");
-}
-
-/* A connector or a failed check. */
-static bool tc_make(struct tc *t, const struct simproc *s, const char *extra)
-{
-	char *err = NULL, *keys = keys_for(s->url, extra);
-	int r = tc_new(t, keys, false, &err);
-	if (r < 0)
-		ok(0, "a provincial connector with %s (%s)", extra ? extra : "defaults",
-		   err ? err : "?");
-	free(err);
-	free(keys);
-	return r == 0;
+			 url, ct.dir, extra ? extra : "");
 }
 
 /* ---- talking to the simulator directly (not through the code under test) */
@@ -195,8 +132,7 @@ static void on_list(struct conn *c, enum conn_outcome o, json_t *records, const 
 {
 	struct res *r = ud;
 	(void)c;
-	if (in_call)
-		called_inside++;
+	conntest_completion(&ct);
 	res_clear(r);
 	r->calls = 1;
 	r->o = o;
@@ -208,43 +144,31 @@ static void on_done(struct conn *c, enum conn_outcome o, const char *detail, voi
 {
 	struct res *r = ud;
 	(void)c;
-	if (in_call)
-		called_inside++;
+	conntest_completion(&ct);
 	res_clear(r);
 	r->calls = 1;
 	r->o = o;
 	r->why = detail ? xstrdup(detail) : NULL;
 }
 
-static bool res_done(void *ud)
-{
-	return ((struct res *)ud)->calls > 0;
-}
-
 static void run_list(struct conn *c, struct res *r)
 {
 	int rc;
 	res_clear(r);
-	in_call = true;
+	ct.in_call = true;
 	rc = ops()->procedures_list(c, on_list, r);
-	in_call = false;
-	if (rc < 0)
-		printf("# procedures_list: %s\n", strerror(-rc));
-	else if (!simproc_run_until_fn(dmn.ev, res_done, r, 60000))
-		printf("# the catalogue read did not complete\n");
+	ct.in_call = false;
+	conntest_await(&ct, rc, "procedures_list", &r->calls, 60000);
 }
 
 static void run_put(struct conn *c, const char *code, json_t *record, struct res *r)
 {
 	int rc;
 	res_clear(r);
-	in_call = true;
+	ct.in_call = true;
 	rc = ops()->procedure_put(c, code, record, on_done, r);
-	in_call = false;
-	if (rc < 0)
-		printf("# procedure_put: %s\n", strerror(-rc));
-	else if (!simproc_run_until_fn(dmn.ev, res_done, r, 10000))
-		printf("# the put did not complete\n");
+	ct.in_call = false;
+	conntest_await(&ct, rc, "procedure_put", &r->calls, 10000);
 }
 
 static long long status_int(struct conn *c, const char *key)
@@ -272,8 +196,8 @@ static void test_config(void)
 		{"auth = none\nlist_items_field =\n", "list_items_field"},
 		{"auth = none\nmax_pages = 0\n", "max_pages"},
 	};
-	struct tc t;
-	char *err = NULL, *keys;
+	struct conntest_conn t;
+	char *keys;
 	const char *defs[][2] = {{"auth", "bearer"},
 				 {"procedures_path", "/api/v1/thu-tuc"},
 				 {"page_size", "500"},
@@ -295,36 +219,30 @@ static void test_config(void)
 	is_int(found, 27, "the options of catalog-spec §6 with their defaults, secrets as secrets");
 
 	for (size_t i = 0; i < LT_ARRAY_SIZE(bad); i++) {
-		char *k = xasprintf(bad[i].keys, dir);
+		char *k = xasprintf(bad[i].keys, ct.dir);
 		keys = xasprintf("url = http://127.0.0.1:9\n%s", k);
-		int r = tc_new(&t, keys, true, &err);
+		/* the keys, one line each, name the check */
 		for (char *nl = strchr(k, '\n'); nl; nl = strchr(nl, '\n'))
 			*nl = ' ';
-		ok(r < 0 && contains(err, bad[i].want), "refused: %s(%s)", k,
-		   err ? err : "accepted");
-		if (r == 0)
-			tc_free(&t);
-		free(err);
+		conntest_refused(&ct, keys, bad[i].want, k);
 		free(keys);
 		free(k);
 	}
-	keys = xasprintf("url = http://127.0.0.1:9\ntoken = %s/token\n", dir);
-	ok(tc_new(&t, keys, true, &err) == 0 && t.c && !t.c->priv,
-	   "check-only mode validates and acquires nothing (%s)", err ? err : "no error");
-	free(err);
-	tc_free(&t);
+	keys = xasprintf("url = http://127.0.0.1:9\ntoken = %s/token\n", ct.dir);
+	conntest_check_only(&ct, &t, keys);
+	conntest_conn_free(&t);
 	free(keys);
 }
 
 static void test_list(const struct simproc *s)
 {
-	struct tc t;
+	struct conntest_conn t;
 	struct res r = {0};
 	long long total = sim_total(s);
 	uint64_t t0;
 
 	ok(total >= 1900, "the simulator serves a provincial catalogue (%lld records)", total);
-	if (!tc_make(&t, s, "page_size = 50\n"))
+	if (!conntest_make(&ct, &t, s->url, "page_size = 50\n"))
 		return;
 	long long before = simproc_stat(s, "requests_total");
 	t0 = now_mono_us();
@@ -357,9 +275,9 @@ static void test_list(const struct simproc *s)
 	   "every record has its own maThuTuc");
 	ok(ordered, "the records come in the server's (code) order");
 	json_decref(seen);
-	tc_free(&t);
+	conntest_conn_free(&t);
 
-	if (!tc_make(&t, s, NULL))
+	if (!conntest_make(&ct, &t, s->url, NULL))
 		return;
 	t0 = now_mono_us();
 	run_list(t.c, &r);
@@ -367,17 +285,17 @@ static void test_list(const struct simproc *s)
 	ok(r.o == CONN_OK && (long long)json_array_size(r.records) == total,
 	   "%lld records: %llu ms in pages of 500, %llu ms in pages of 50", total,
 	   (unsigned long long)(big_us / 1000), (unsigned long long)(small_us / 1000));
-	tc_free(&t);
+	conntest_conn_free(&t);
 
 	/* A catalogue that needs more than max_pages pages is refused, not cut. */
-	if (!tc_make(&t, s, "page_size = 50\nmax_pages = 10\n"))
+	if (!conntest_make(&ct, &t, s->url, "page_size = 50\nmax_pages = 10\n"))
 		return;
 	before = simproc_stat(s, "requests_total");
 	run_list(t.c, &r);
-	ok(r.o == CONN_FAIL && contains(r.why, "max_pages") && r.records == NULL,
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "max_pages") && r.records == NULL,
 	   "more than max_pages pages fails, no partial catalogue (%s)", r.why ? r.why : "ok");
 	is_int(simproc_stat(s, "requests_total") - before, 1, "known from page 1 already");
-	tc_free(&t);
+	conntest_conn_free(&t);
 	res_clear(&r);
 }
 
@@ -396,20 +314,21 @@ static bool pages_reached(void *ud)
 
 static void test_refusals(const struct simproc *s)
 {
-	struct tc t;
+	struct conntest_conn t;
 	struct res r = {0};
 	char *keys, *err = NULL;
 
 	/* A wrong token. */
-	char *wrong = xasprintf("%s/wrong", dir);
+	char *wrong = xasprintf("%s/wrong", ct.dir);
 	write_file_atomic(wrong, "not-the-token", 13, 0600);
 	keys = xasprintf("url = %s/provincial\ntoken = %s\nmax_attempts = 2\n", s->url, wrong);
-	if (tc_new(&t, keys, false, &err) == 0) {
+	if (conntest_conn_new(&ct, &t, keys, false, &err) == 0) {
 		run_list(t.c, &r);
-		ok(r.o == CONN_FAIL && contains(r.why, "401") && contains(r.why, "page 1"),
+		ok(r.o == CONN_FAIL && conntest_contains(r.why, "401") &&
+			   conntest_contains(r.why, "page 1"),
 		   "a wrong token fails naming 401 and the page (%s)", r.why ? r.why : "ok");
 		ok(r.records == NULL, "and hands over no records");
-		tc_free(&t);
+		conntest_conn_free(&t);
 	} else {
 		ok(0, "a connector with a wrong token (%s)", err);
 	}
@@ -419,11 +338,11 @@ static void test_refusals(const struct simproc *s)
 
 	/* No credentials at all. */
 	keys = xasprintf("url = %s/provincial\nauth = none\n", s->url);
-	if (tc_new(&t, keys, false, &err) == 0) {
+	if (conntest_conn_new(&ct, &t, keys, false, &err) == 0) {
 		run_list(t.c, &r);
-		ok(r.o == CONN_FAIL && contains(r.why, "401"), "auth = none is refused too (%s)",
-		   r.why ? r.why : "ok");
-		tc_free(&t);
+		ok(r.o == CONN_FAIL && conntest_contains(r.why, "401"),
+		   "auth = none is refused too (%s)", r.why ? r.why : "ok");
+		conntest_conn_free(&t);
 	} else {
 		ok(0, "a connector with auth = none (%s)", err);
 	}
@@ -434,12 +353,13 @@ static void test_refusals(const struct simproc *s)
 	 * credentials are invalid, not missing). */
 	keys = xasprintf("url = %s/provincial\nauth = basic\nusername = mot-cua\n"
 			 "password = %s/token\n",
-			 s->url, dir);
-	if (tc_new(&t, keys, false, &err) == 0) {
+			 s->url, ct.dir);
+	if (conntest_conn_new(&ct, &t, keys, false, &err) == 0) {
 		run_list(t.c, &r);
-		ok(r.o == CONN_FAIL && contains(r.why, "401") && contains(r.why, "không hợp lệ"),
+		ok(r.o == CONN_FAIL && conntest_contains(r.why, "401") &&
+			   conntest_contains(r.why, "không hợp lệ"),
 		   "auth = basic sends credentials (%s)", r.why ? r.why : "ok");
-		tc_free(&t);
+		conntest_conn_free(&t);
 	} else {
 		ok(0, "a connector with auth = basic (%s)", err);
 	}
@@ -457,21 +377,22 @@ static void test_refusals(const struct simproc *s)
 		{"key_field = trangThai\n", "page 1: trangThai cong_bo appears twice"},
 	};
 	for (size_t i = 0; i < LT_ARRAY_SIZE(shape); i++) {
-		if (!tc_make(&t, s, shape[i].keys))
+		if (!conntest_make(&ct, &t, s->url, shape[i].keys))
 			continue;
 		run_list(t.c, &r);
-		ok(r.o == CONN_FAIL && contains(r.why, shape[i].want) && !r.records,
+		ok(r.o == CONN_FAIL && conntest_contains(r.why, shape[i].want) && !r.records,
 		   "%.*s: FAIL, no records (%s)", (int)strcspn(shape[i].keys, "\n"), shape[i].keys,
 		   r.why ? r.why : "ok");
-		tc_free(&t);
+		conntest_conn_free(&t);
 	}
 
-	if (!tc_make(&t, s, "page_size = 100\n"))
+	if (!conntest_make(&ct, &t, s->url, "page_size = 100\n"))
 		return;
 	/* An HTML page where the catalogue should be. */
 	simproc_faults(s, "{\"path\":\"" PATH "\",\"malformed_rate\":1}");
 	run_list(t.c, &r);
-	ok(r.o == CONN_FAIL && contains(r.why, "page 1") && contains(r.why, "not JSON"),
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "page 1") &&
+		   conntest_contains(r.why, "not JSON"),
 	   "an answer that is not JSON fails naming the page (%s)", r.why ? r.why : "ok");
 	ok(r.records == NULL, "and hands over no records");
 	simproc_faults(s, "{\"reset\":true}");
@@ -480,7 +401,8 @@ static void test_refusals(const struct simproc *s)
 	simproc_faults(s, "{\"path\":\"" PATH "\",\"down\":true}");
 	long long before = simproc_stat(s, "requests_total");
 	run_list(t.c, &r);
-	ok(r.o == CONN_RETRY && contains(r.why, "503") && contains(r.why, "page 1"),
+	ok(r.o == CONN_RETRY && conntest_contains(r.why, "503") &&
+		   conntest_contains(r.why, "page 1"),
 	   "503 is RETRY naming the page (%s)", r.why ? r.why : "ok");
 	is_int(simproc_stat(s, "requests_total") - before, 2, "after max_attempts (2) attempts");
 	simproc_faults(s, "{\"reset\":true}");
@@ -488,11 +410,11 @@ static void test_refusals(const struct simproc *s)
 	/* The catalogue changes in the middle of a read. */
 	simproc_faults(s, "{\"path\":\"" PATH "\",\"latency_ms\":30}");
 	res_clear(&r);
-	in_call = true;
+	ct.in_call = true;
 	ops()->procedures_list(t.c, on_list, &r);
-	in_call = false;
+	ct.in_call = false;
 	struct pages_wait w = {t.c, &r, 3};
-	simproc_run_until_fn(dmn.ev, pages_reached, &w, 10000);
+	simproc_run_until_fn(ct.dmn.ev, pages_reached, &w, 10000);
 	long st;
 	json_t *page = sim_rest(s, "GET", PATH "?page=20&size=1", NULL, &st);
 	const char *victim = json_string_value(
@@ -502,25 +424,25 @@ static void test_refusals(const struct simproc *s)
 	   victim ? victim : "?", status_int(t.c, "pages"));
 	free(body);
 	json_decref(page);
-	simproc_run_until_fn(dmn.ev, res_done, &r, 10000);
-	ok(r.o == CONN_RETRY && contains(r.why, "changed") && r.records == NULL,
+	simproc_run_until(ct.dmn.ev, &r.calls, 1, 10000);
+	ok(r.o == CONN_RETRY && conntest_contains(r.why, "changed") && r.records == NULL,
 	   "a catalogue that changes while read is RETRY, never a partial one (%s)",
 	   r.why ? r.why : "ok");
 	simproc_faults(s, "{\"reset\":true}");
 	simproc_post(s, "/_sim/catalog", "{\"op\":\"reseed\"}");
-	tc_free(&t);
+	conntest_conn_free(&t);
 	res_clear(&r);
 }
 
 static void test_put(const struct simproc *s)
 {
-	struct tc t;
+	struct conntest_conn t;
 	struct res r = {0};
 	long st;
 	json_t *page, *rec, *got;
 	const char *code;
 
-	if (!tc_make(&t, s, NULL))
+	if (!conntest_make(&ct, &t, s->url, NULL))
 		return;
 	page = sim_rest(s, "GET", PATH "?page=1&size=3", NULL, &st);
 	rec = json_deep_copy(json_array_get(json_object_get(page, "data"), 2));
@@ -529,7 +451,7 @@ static void test_put(const struct simproc *s)
 	if (!code) {
 		json_decref(page);
 		json_decref(rec);
-		tc_free(&t);
+		conntest_conn_free(&t);
 		return;
 	}
 	json_object_set_new(rec, "tenThuTuc", json_string("Thủ tục đã sửa qua PUT"));
@@ -550,18 +472,20 @@ static void test_put(const struct simproc *s)
 	json_t *fresh = json_deep_copy(rec);
 	json_object_set_new(fresh, "maThuTuc", json_string("TEST 1/2"));
 	run_put(t.c, "TEST 1/2", fresh, &r);
-	ok(r.o == CONN_FAIL && contains(r.why, "400") && contains(r.why, "không hợp lệ"),
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "400") &&
+		   conntest_contains(r.why, "không hợp lệ"),
 	   "a code with a space and a slash reaches the server escaped (%s)", r.why ? r.why : "ok");
 	json_decref(fresh);
 
 	/* The server refuses a record that is not for the code: its text comes back. */
 	run_put(t.c, "1.000000.000.00.00.H31", rec, &r);
-	ok(r.o == CONN_FAIL && contains(r.why, "400") && contains(r.why, "1.000000.000.00.00.H31"),
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "400") &&
+		   conntest_contains(r.why, "1.000000.000.00.00.H31"),
 	   "a mismatching code is FAIL naming the status and the code (%s)", r.why ? r.why : "ok");
 	char *body = json_dumps(rec, JSON_COMPACT);
 	json_t *said = sim_rest(s, "PUT", PATH "/1.000000.000.00.00.H31", body, &st);
 	const char *text = json_string_value(json_object_get(said, "message"));
-	ok(text && contains(r.why, text) && strlen(r.why) < 500,
+	ok(text && conntest_contains(r.why, text) && strlen(r.why) < 500,
 	   "with the server's own text (%s), bounded", text ? text : "none");
 	json_decref(said);
 	free(body);
@@ -569,20 +493,22 @@ static void test_put(const struct simproc *s)
 	/* 503 on every attempt: RETRY. */
 	simproc_faults(s, "{\"fail_next\":5}");
 	run_put(t.c, code, rec, &r);
-	ok(r.o == CONN_RETRY && contains(r.why, "503"), "503 is RETRY (%s)", r.why ? r.why : "ok");
+	ok(r.o == CONN_RETRY && conntest_contains(r.why, "503"), "503 is RETRY (%s)",
+	   r.why ? r.why : "ok");
 	simproc_faults(s, "{\"reset\":true}");
 	simproc_faults(s, "{\"rate_limit_rate\":1}");
 	run_put(t.c, code, rec, &r);
-	ok(r.o == CONN_RETRY && contains(r.why, "429"), "429 is RETRY (%s)", r.why ? r.why : "ok");
+	ok(r.o == CONN_RETRY && conntest_contains(r.why, "429"), "429 is RETRY (%s)",
+	   r.why ? r.why : "ok");
 	simproc_faults(s, "{\"reset\":true}");
 
 	/* Bad arguments fail from the loop. */
 	run_put(t.c, "", rec, &r);
-	ok(r.o == CONN_FAIL && contains(r.why, "empty"), "an empty code fails (%s)",
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "empty"), "an empty code fails (%s)",
 	   r.why ? r.why : "ok");
 	json_t *arr = json_array();
 	run_put(t.c, code, arr, &r);
-	ok(r.o == CONN_FAIL && contains(r.why, "not an object"),
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "not an object"),
 	   "a record that is not an object fails (%s)", r.why ? r.why : "ok");
 	json_decref(arr);
 
@@ -599,11 +525,11 @@ static void test_put(const struct simproc *s)
 	struct res r2 = {0};
 	ops()->procedures_list(t.c, on_list, &r);
 	ops()->procedure_put(t.c, code, rec, on_done, &r2);
-	simproc_run_for(dmn.ev, 10);
-	tc_free(&t);
-	simproc_run_for(dmn.ev, 200);
+	simproc_run_for(ct.dmn.ev, 10);
+	conntest_conn_free(&t);
+	simproc_run_for(ct.dmn.ev, 200);
 	ok(r.calls == 0 && r2.calls == 0, "after free, no completion reaches the caller");
-	is_int(http_core_pending(dmn.http), 0, "and nothing is left in the HTTP core");
+	is_int(http_core_pending(ct.dmn.http), 0, "and nothing is left in the HTTP core");
 	simproc_faults(s, "{\"reset\":true}");
 	simproc_post(s, "/_sim/catalog", "{\"op\":\"reseed\"}");
 
@@ -637,8 +563,7 @@ static void on_changes(struct conn *c, enum conn_outcome o, json_t *items, const
 {
 	struct cres *r = ud;
 	(void)c;
-	if (in_call)
-		called_inside++;
+	conntest_completion(&ct);
 	cres_clear(r);
 	r->calls = 1;
 	r->o = o;
@@ -648,22 +573,14 @@ static void on_changes(struct conn *c, enum conn_outcome o, json_t *items, const
 	r->why = why ? xstrdup(why) : NULL;
 }
 
-static bool cres_done(void *ud)
-{
-	return ((struct cres *)ud)->calls > 0;
-}
-
 static void run_changes(struct conn *c, const char *cursor, struct cres *r)
 {
 	int rc;
 	cres_clear(r);
-	in_call = true;
+	ct.in_call = true;
 	rc = ops()->changes(c, cursor, on_changes, r);
-	in_call = false;
-	if (rc < 0)
-		printf("# changes: %s\n", strerror(-rc));
-	else if (!simproc_run_until_fn(dmn.ev, cres_done, r, 20000))
-		printf("# the feed read did not complete\n");
+	ct.in_call = false;
+	conntest_await(&ct, rc, "changes", &r->calls, 20000);
 }
 
 /*
@@ -737,7 +654,7 @@ static void canned_stop(struct canned *k)
 static void canned_page(const char *body, const char *cursor, struct cres *r)
 {
 	struct canned k;
-	struct tc t;
+	struct conntest_conn t;
 	char *keys, *err = NULL;
 
 	cres_clear(r);
@@ -746,9 +663,9 @@ static void canned_page(const char *body, const char *cursor, struct cres *r)
 		return;
 	}
 	keys = xasprintf("url = %s\nauth = none\nchanges_path = /feed\nmax_attempts = 1\n", k.url);
-	if (tc_new(&t, keys, false, &err) == 0) {
+	if (conntest_conn_new(&ct, &t, keys, false, &err) == 0) {
 		run_changes(t.c, cursor, r);
-		tc_free(&t);
+		conntest_conn_free(&t);
 	} else {
 		printf("# connector: %s\n", err);
 	}
@@ -766,7 +683,7 @@ static void test_changes_config(void)
 		{"changes_limit = 1001\n", "changes_limit"},
 		{"changes_path = ho-so\n", "changes_path"},
 	};
-	struct tc t;
+	struct conntest_conn t;
 	char *err = NULL, *keys;
 	int found = 0;
 
@@ -778,11 +695,11 @@ static void test_changes_config(void)
 	is_int(found, 2, "options changes_path and changes_limit with their defaults");
 	for (size_t i = 0; i < LT_ARRAY_SIZE(bad); i++) {
 		keys = xasprintf("url = http://127.0.0.1:9\nauth = none\n%s", bad[i].keys);
-		int r = tc_new(&t, keys, true, &err);
-		ok(r < 0 && contains(err, bad[i].want), "refused: %.*s (%s)",
+		int r = conntest_conn_new(&ct, &t, keys, true, &err);
+		ok(r < 0 && conntest_contains(err, bad[i].want), "refused: %.*s (%s)",
 		   (int)strcspn(bad[i].keys, "\n"), bad[i].keys, err ? err : "accepted");
 		if (r == 0)
-			tc_free(&t);
+			conntest_conn_free(&t);
 		free(err);
 		free(keys);
 	}
@@ -807,7 +724,7 @@ static long long seq_of(json_t *change)
 
 static void test_changes(const struct simproc *s)
 {
-	struct tc t;
+	struct conntest_conn t;
 	struct cres r = {0};
 	char *cursor = xstrdup("");
 	json_t *all = json_array(), *first = NULL;
@@ -816,7 +733,7 @@ static void test_changes(const struct simproc *s)
 	int pages = 0;
 	long st;
 
-	if (!tc_make(&t, s, "changes_limit = 50\n"))
+	if (!conntest_make(&ct, &t, s->url, "changes_limit = 50\n"))
 		goto out;
 
 	/* From the beginning to the end, page by page. */
@@ -890,7 +807,8 @@ static void test_changes(const struct simproc *s)
 	before = feed_requests(s);
 	run_changes(t.c, cursor, &r);
 	char *named = xasprintf("cursor \"%s\"", cursor);
-	ok(r.o == CONN_RETRY && contains(r.why, named) && contains(r.why, "not JSON") && !r.items,
+	ok(r.o == CONN_RETRY && conntest_contains(r.why, named) &&
+		   conntest_contains(r.why, "not JSON") && !r.items,
 	   "an answer that is not JSON is RETRY naming the cursor (%s)", r.why ? r.why : "ok");
 	is_int(feed_requests(s) - before, 2, "after max_attempts (2) attempts");
 	simproc_faults(s, "{\"reset\":true}");
@@ -898,7 +816,7 @@ static void test_changes(const struct simproc *s)
 	/* 503: RETRY. */
 	simproc_faults(s, "{\"path\":\"" FEED "\",\"down\":true}");
 	run_changes(t.c, cursor, &r);
-	ok(r.o == CONN_RETRY && contains(r.why, "503") && contains(r.why, named),
+	ok(r.o == CONN_RETRY && conntest_contains(r.why, "503") && conntest_contains(r.why, named),
 	   "503 is RETRY naming the cursor (%s)", r.why ? r.why : "ok");
 	simproc_faults(s, "{\"reset\":true}");
 	free(named);
@@ -916,30 +834,31 @@ static void test_changes(const struct simproc *s)
 	memset(longc, '9', PROVINCIAL_MAX_CURSOR_BYTES + 1);
 	longc[PROVINCIAL_MAX_CURSOR_BYTES + 1] = '\0';
 	run_changes(t.c, longc, &r);
-	ok(r.o == CONN_FAIL && contains(r.why, "cursor"), "an over-long cursor fails (%s)",
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "cursor"), "an over-long cursor fails (%s)",
 	   r.why ? r.why : "ok");
 	free(longc);
-	tc_free(&t);
+	conntest_conn_free(&t);
 
 	/* A page of the wrong shape: the catalogue where the feed should be. */
-	if (tc_make(&t, s, "changes_path = /api/v1/thu-tuc\n")) {
+	if (conntest_make(&ct, &t, s->url, "changes_path = /api/v1/thu-tuc\n")) {
 		run_changes(t.c, "42", &r);
-		ok(r.o == CONN_FAIL && contains(r.why, "cursor \"42\"") &&
-			   contains(r.why, "\"items\" is absent") && !r.items && !r.next,
+		ok(r.o == CONN_FAIL && conntest_contains(r.why, "cursor \"42\"") &&
+			   conntest_contains(r.why, "\"items\" is absent") && !r.items && !r.next,
 		   "a page without items is FAIL naming the cursor (%s)", r.why ? r.why : "ok");
-		tc_free(&t);
+		conntest_conn_free(&t);
 	}
 
 	/* A wrong token: FAIL. */
-	char *wrong = xasprintf("%s/wrong", dir);
+	char *wrong = xasprintf("%s/wrong", ct.dir);
 	char *keys = xasprintf("url = %s/provincial\ntoken = %s\n", s->url, wrong);
 	char *err = NULL;
 	write_file_atomic(wrong, "not-the-token", 13, 0600);
-	if (tc_new(&t, keys, false, &err) == 0) {
+	if (conntest_conn_new(&ct, &t, keys, false, &err) == 0) {
 		run_changes(t.c, "", &r);
-		ok(r.o == CONN_FAIL && contains(r.why, "401") && contains(r.why, "cursor \"\""),
+		ok(r.o == CONN_FAIL && conntest_contains(r.why, "401") &&
+			   conntest_contains(r.why, "cursor \"\""),
 		   "a wrong token fails naming 401 and the cursor (%s)", r.why ? r.why : "ok");
-		tc_free(&t);
+		conntest_conn_free(&t);
 	} else {
 		ok(0, "a connector with a wrong token (%s)", err);
 	}
@@ -974,8 +893,8 @@ static void test_changes_shapes(void)
 
 	for (size_t i = 0; i < LT_ARRAY_SIZE(bad); i++) {
 		canned_page(bad[i].body, "7", &r);
-		ok(r.o == CONN_FAIL && contains(r.why, "cursor \"7\"") &&
-			   contains(r.why, bad[i].want) && !r.items && !r.next,
+		ok(r.o == CONN_FAIL && conntest_contains(r.why, "cursor \"7\"") &&
+			   conntest_contains(r.why, bad[i].want) && !r.items && !r.next,
 		   "%s: FAIL naming the cursor (%s)", bad[i].body, r.why ? r.why : "ok");
 	}
 	canned_page("{\"items\":[{\"seq\":8},\"x\",null,[1]],\"next_cursor\":8,\"has_more\":true}",
@@ -994,26 +913,18 @@ static void test_changes_shapes(void)
 int main(void)
 {
 	struct simproc s;
-	char *tok;
-	char logpath[] = "/tmp/test_provincial.log.XXXXXX";
-	int logfd = mkstemp(logpath), saved_err = dup(2);
+	struct conntest_log lg = {0};
+	char *logged;
 	const char *args[] = {"--seed", "9",	      "--procedures", "2000", "--provincial-token",
 			      TOKEN,	"--dossiers", "100",	      NULL};
 
 	signal(SIGPIPE, SIG_IGN);
 	/* everything logged at debug goes to a file, checked for the token at the end */
-	if (logfd >= 0)
-		dup2(logfd, 2);
+	conntest_log_start(&lg, "provincial");
 	log_setup(LOG_TARGET_STDERR, LOG_DEBUG);
-	if (!mkdtemp(dir)) {
-		printf("Bail out! mkdtemp: %s\n", strerror(errno));
+	if (conntest_start(&ct, "prov", "provincial", "province", keys_for) < 0)
 		return 1;
-	}
-	tok = xasprintf("%s/token", dir);
-	write_file_atomic(tok, TOKEN "\n", strlen(TOKEN) + 1, 0600);
-	if (sd_event_new(&dmn.ev) < 0)
-		return 1;
-	dmn.http = http_core_new(dmn.ev);
+	conntest_write(&ct, "token", TOKEN "\n");
 
 	test_config();
 	test_changes_config();
@@ -1027,33 +938,12 @@ int main(void)
 		ok(0, "the simulator starts ($BUILD/lienthong-sim)");
 	}
 	simproc_stop(&s);
-	is_int(called_inside, 0, "no completion ever came from inside a call");
-	is_int(http_core_pending(dmn.http), 0, "nothing pending at the end");
-	http_core_free(dmn.http);
-	sd_event_unref(dmn.ev);
+	conntest_stop(&ct);
 
-	fflush(stderr);
-	dup2(saved_err, 2);
-	char *logged = NULL;
-	size_t len = 0;
-	if (read_file_bounded(logpath, 64 << 20, &logged, &len) == 0) {
-		ok(len > 0 && contains(logged, "catalogue read"),
-		   "the log was captured (%zu bytes)", len);
-		ok(!contains(logged, TOKEN), "the token is never logged");
-		if (getenv("TEST_DEBUG"))
-			fputs(logged, stderr);
-	} else {
-		ok(0, "the log was captured");
+	logged = conntest_log_end(&lg, "catalogue read");
+	if (logged) {
+		ok(!conntest_contains(logged, TOKEN), "the token is never logged");
 	}
 	free(logged);
-	unlink(logpath);
-	close(logfd);
-	close(saved_err);
-	unlink(tok);
-	free(tok);
-	char *cmd = xasprintf("rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
-	free(cmd);
 	return tap_done();
 }
