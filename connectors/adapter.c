@@ -135,16 +135,6 @@ struct aconn {
 
 #define ACONN_FIELDS(ac) ((const char *const[]){(ac)->field, NULL})
 
-static enum conn_outcome aconn_outcome(enum http_outcome o)
-{
-	switch (o) {
-	case HTTP_OK: return CONN_OK;
-	case HTTP_RETRY: return CONN_RETRY;
-	case HTTP_FAIL: return CONN_FAIL;
-	}
-	return CONN_FAIL;
-}
-
 static struct aconn_op *aconn_op_new(struct aconn *ac, enum aconn_kind kind)
 {
 	struct aconn_op *op = xcalloc(1, sizeof(*op));
@@ -277,7 +267,7 @@ static void aconn_push_done(const struct adapter_answer *a, enum http_outcome o,
 {
 	struct aconn_slice *sl = ud;
 	struct aconn_op *op = sl->op;
-	enum conn_outcome co = aconn_outcome(o);
+	enum conn_outcome co = conn_outcome_from_http(o);
 	struct conn *c;
 	conn_done_cb done;
 	void *done_ud;
@@ -361,7 +351,7 @@ static void aconn_pull_done(const struct adapter_answer *a, enum http_outcome o,
 	const struct aconn_opts *opt;
 	conn_pull_cb done = op->pull_done;
 	void *done_ud = op->ud;
-	enum conn_outcome co = aconn_outcome(o);
+	enum conn_outcome co = conn_outcome_from_http(o);
 	struct conn_batch *b = NULL;
 	json_t *result = a ? a->result : NULL;
 	struct conn *c;
@@ -451,7 +441,7 @@ static void aconn_probe_done(const struct adapter_answer *a, enum http_outcome o
 	(void)a;
 	aconn_op_free(op);
 	if (ac)
-		done(ac->c, aconn_outcome(o), o == HTTP_OK ? NULL : why, done_ud);
+		done(ac->c, conn_outcome_from_http(o), o == HTTP_OK ? NULL : why, done_ud);
 }
 
 /*

@@ -108,16 +108,6 @@ struct csdl {
 
 #define CSDL_FIELDS(cs) ((const char *const[]){(cs)->field, NULL})
 
-static enum conn_outcome csdl_outcome(enum http_outcome o)
-{
-	switch (o) {
-	case HTTP_OK: return CONN_OK;
-	case HTTP_RETRY: return CONN_RETRY;
-	case HTTP_FAIL: return CONN_FAIL;
-	}
-	return CONN_FAIL;
-}
-
 /* The JSON type of j as a noun, for messages. */
 static const char *csdl_json_kind(const json_t *j)
 {
@@ -332,7 +322,7 @@ static void csdl_call_done(const struct adapter_answer *a, enum http_outcome o, 
 	csdl_list_cb list_done = op->list_done;
 	csdl_record_cb record_done = op->record_done;
 	void *done_ud = op->ud;
-	enum conn_outcome co = csdl_outcome(o);
+	enum conn_outcome co = conn_outcome_from_http(o);
 	const char *raw = a && a->raw && a->raw->body_len ? a->raw->body : NULL;
 	json_t *j = NULL;
 	char *msg = NULL;

@@ -202,16 +202,6 @@ struct prov {
 
 #define PROV_FIELDS(pv) ((const char *const[]){(pv)->field, NULL})
 
-static enum conn_outcome prov_outcome(enum http_outcome o)
-{
-	switch (o) {
-	case HTTP_OK: return CONN_OK;
-	case HTTP_RETRY: return CONN_RETRY;
-	case HTTP_FAIL: return CONN_FAIL;
-	}
-	return CONN_FAIL;
-}
-
 static const char *prov_json_kind(const json_t *j)
 {
 	switch (json_typeof(j)) {
@@ -616,7 +606,7 @@ static void prov_page_done(const struct http_response *r, enum http_outcome o, c
 	struct prov *pv = op->pv;
 	provincial_list_cb done = op->list_done;
 	void *done_ud = op->ud;
-	enum conn_outcome co = prov_outcome(o);
+	enum conn_outcome co = conn_outcome_from_http(o);
 	json_t *records = NULL;
 	char *msg = NULL;
 	bool more = false;
@@ -701,7 +691,7 @@ static void prov_put_done(const struct http_response *r, enum http_outcome o, co
 	struct prov *pv = op->pv;
 	conn_done_cb done = op->done;
 	void *done_ud = op->ud;
-	enum conn_outcome co = prov_outcome(o);
+	enum conn_outcome co = conn_outcome_from_http(o);
 	char *msg = NULL;
 	struct conn *c;
 
@@ -888,7 +878,7 @@ static void prov_changes_done(const struct http_response *r, enum http_outcome o
 	struct prov *pv = op->pv;
 	provincial_changes_cb done = op->changes_done;
 	void *done_ud = op->ud;
-	enum conn_outcome co = prov_outcome(o);
+	enum conn_outcome co = conn_outcome_from_http(o);
 	json_t *items = NULL, *page;
 	char *msg = NULL, *next = NULL, *what, *cur;
 	bool has_more = false;

@@ -24,6 +24,16 @@ const char *conn_outcome_name(enum conn_outcome o)
 	return "?";
 }
 
+enum conn_outcome conn_outcome_from_http(enum http_outcome o)
+{
+	switch (o) {
+	case HTTP_OK: return CONN_OK;
+	case HTTP_RETRY: return CONN_RETRY;
+	case HTTP_FAIL: return CONN_FAIL;
+	}
+	return CONN_FAIL;
+}
+
 void conn_batch_free(struct conn_batch *b)
 {
 	if (!b)

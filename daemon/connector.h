@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "http.h"
 #include "log.h"
 
 #define CONN_ABI_VERSION 1
@@ -37,6 +38,8 @@ enum conn_outcome {
 };
 
 const char *conn_outcome_name(enum conn_outcome o);
+/* The connector outcome of an HTTP core (or adapter) outcome. */
+enum conn_outcome conn_outcome_from_http(enum http_outcome o);
 
 /* Connector flags. */
 #define CONN_F_HTTP    0x1u /* instance gets an http_client from [connector.X] http keys */
