@@ -144,6 +144,14 @@ extern const struct sim_module sim_session_module;
 extern const struct sim_module sim_adapter_module;
 extern const struct sim_module sim_catalog_module;
 extern const struct sim_module sim_provincial_module;
+/*
+ * True when a request to the provincial REST API carries its Bearer token
+ * (--provincial-token); otherwise answers 401 and returns false. Shared by
+ * the catalogue routes and the dossier feed.
+ */
+struct sim_request;
+struct sim_reply;
+bool sim_provincial_auth_ok(const struct sim_request *rq, struct sim_reply *rp);
 extern const struct sim_module sim_dossier_module;
 extern const struct sim_module sim_portal_module;
 

@@ -1581,22 +1581,6 @@ static void procs_free(void)
 	G.weight_total = 0;
 }
 
-/* ---- the feed -------------------------------------------------------------- */
-
-static bool auth_ok(const struct sim_request *rq, struct sim_reply *rp)
-{
-	const char *auth = sim_request_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
-
-	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0 &&
-	    sim_str_equal_ct(auth + 7, sim_config.provincial_token))
-		return true;
-	sim_reply_error(rp, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-			auth ? "Mã truy cập không hợp lệ"
-			     : "Thiếu mã truy cập (Authorization: Bearer)");
-	sim_reply_header(rp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"%s\"", SIM_NAME);
-	return false;
-}
-
 /* A decimal of at most 19 digits; "" or NULL is def. */
 static bool parse_dec(const char *s, uint64_t def, uint64_t *out)
 {
@@ -1623,7 +1607,7 @@ static void get_feed(struct sim_request *rq, struct sim_reply *rp)
 	char tail[96];
 	int tl;
 
-	if (!auth_ok(rq, rp))
+	if (!sim_provincial_auth_ok(rq, rp))
 		return;
 	if (!parse_dec(sim_request_query(rq, "cursor"), 0, &cursor)) {
 		sim_reply_error(rp, MHD_HTTP_BAD_REQUEST, "bad_request",

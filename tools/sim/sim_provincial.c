@@ -28,7 +28,7 @@
 #define MAX_SIZE     1000
 
 /* True when the request carries the provincial Bearer token; else answers 401. */
-static bool auth_ok(const struct sim_request *rq, struct sim_reply *rp)
+bool sim_provincial_auth_ok(const struct sim_request *rq, struct sim_reply *rp)
 {
 	const char *auth = sim_request_header(rq, MHD_HTTP_HEADER_AUTHORIZATION);
 
@@ -83,7 +83,7 @@ static void get_list(struct sim_request *rq, struct sim_reply *rp)
 	size_t len;
 	char *body;
 
-	if (!auth_ok(rq, rp))
+	if (!sim_provincial_auth_ok(rq, rp))
 		return;
 	if (!query_uint(rq, "page", 1, 1, 1000000000, &page) ||
 	    !query_uint(rq, "size", DEFAULT_SIZE, 1, MAX_SIZE, &size)) {
@@ -101,7 +101,7 @@ static void get_one(struct sim_request *rq, struct sim_reply *rp)
 	size_t len;
 	char *body;
 
-	if (!auth_ok(rq, rp) || (code = path_code(rq, rp)) == NULL)
+	if (!sim_provincial_auth_ok(rq, rp) || (code = path_code(rq, rp)) == NULL)
 		return;
 	body = sim_catalog_prov_get(code, &len);
 	if (body == NULL) {
@@ -117,7 +117,7 @@ static void put_one(struct sim_request *rq, struct sim_reply *rp)
 	const char *code, *key;
 	json_t *rec;
 
-	if (!auth_ok(rq, rp) || (code = path_code(rq, rp)) == NULL)
+	if (!sim_provincial_auth_ok(rq, rp) || (code = path_code(rq, rp)) == NULL)
 		return;
 	rec = rq->json;
 	if (!json_is_object(rec)) {
