@@ -17,17 +17,15 @@
  * fetched again by the next pull.
  *
  * Completions are always delivered from the loop: adapter_call's callbacks
- * come from it, and local answers go through a deferred sd-event source.
+ * come from it, and local answers go through the loop with conn_later.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-event.h>
 
 #include "adapter.h"
 #include "connector.h"
-#include "daemon.h"
 #include "http.h"
 #include "log.h"
 #include "util.h"
@@ -90,18 +88,13 @@ static const struct conf_option aconn_options[] = {
 /* Whether the last pulled snapshot was handed out and acknowledged. */
 enum aconn_pull_state { ACONN_PULL_IDLE, ACONN_PULL_OUT, ACONN_PULL_ACKED };
 
-enum aconn_kind { ACONN_PUSH, ACONN_PULL, ACONN_PROBE, ACONN_LOCAL };
-
-struct aconn;
-
 /*
- * One operation in progress. ac is NULL once the connector was freed: the
- * adapter still calls back (cancelled), and the op then only frees itself.
+ * One operation in progress, pending on its connector's list. later.owner
+ * is the struct aconn, NULL once the connector was freed: the adapter still
+ * calls back (cancelled), and the op then only frees itself.
  */
 struct aconn_op {
-	struct aconn *ac;
-	struct aconn_op *prev, *next;
-	enum aconn_kind kind;
+	struct conn_later later;
 	conn_pull_cb pull_done; /* pull and local pull answers */
 	conn_done_cb done;	/* push, probe and local answers */
 	void *ud;
@@ -112,7 +105,6 @@ struct aconn_op {
 	enum conn_outcome worst;
 	char *why;
 	/* local answer through the loop */
-	sd_event_source *defer; /* owned */
 	enum conn_outcome o;
 	char *msg;
 };
@@ -129,70 +121,46 @@ struct aconn {
 	char *field; /* "CONNECTOR=name" */
 	json_t *pull_params;
 	enum aconn_pull_state pull_state;
-	struct aconn_op *ops;
+	struct conn_later_list pending; /* of struct aconn_op */
 	uint64_t calls, records_pushed, records_pulled;
 };
 
 #define ACONN_FIELDS(ac) ((const char *const[]){(ac)->field, NULL})
 
-static struct aconn_op *aconn_op_new(struct aconn *ac, enum aconn_kind kind)
-{
-	struct aconn_op *op = xcalloc(1, sizeof(*op));
-	op->ac = ac;
-	op->kind = kind;
-	op->next = ac->ops;
-	if (op->next)
-		op->next->prev = op;
-	ac->ops = op;
-	return op;
-}
-
-static void aconn_op_unlink(struct aconn_op *op)
-{
-	if (!op->ac)
-		return;
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		op->ac->ops = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
-	op->prev = op->next = NULL;
-}
-
 static void aconn_op_free(struct aconn_op *op)
 {
 	if (!op)
 		return;
-	aconn_op_unlink(op);
-	sd_event_source_unref(op->defer);
+	conn_later_remove(&op->later);
 	json_decref(op->records);
 	free(op->why);
 	free(op->msg);
 	free(op);
 }
 
+static void aconn_op_release(struct conn_later *l)
+{
+	aconn_op_free(conn_later_entry(l, struct aconn_op, later));
+}
+
+static struct aconn_op *aconn_op_new(struct aconn *ac)
+{
+	struct aconn_op *op = xcalloc(1, sizeof(*op));
+	conn_later_add(&ac->pending, &op->later, ac, aconn_op_release);
+	return op;
+}
+
 /* ---- local answers through the loop ---------------------------------- */
 
-static int aconn_deferred(sd_event_source *s, void *userdata)
+static void aconn_answer(struct conn_later *l)
 {
-	struct aconn_op *op = userdata;
-	struct conn *c = op->ac->c;
-	conn_pull_cb pull_done = op->pull_done;
-	conn_done_cb done = op->done;
-	void *ud = op->ud;
-	enum conn_outcome o = op->o;
-	char *msg = op->msg;
+	struct aconn_op *op = conn_later_entry(l, struct aconn_op, later);
+	struct conn *c = ((struct aconn *)l->owner)->c;
 
-	(void)s;
-	op->msg = NULL;
-	aconn_op_free(op);
-	if (pull_done)
-		pull_done(c, o, NULL, msg, ud);
+	if (op->pull_done)
+		op->pull_done(c, op->o, NULL, op->msg, op->ud);
 	else
-		done(c, o, msg, ud);
-	free(msg);
-	return 0;
+		op->done(c, op->o, op->msg, op->ud);
 }
 
 /*
@@ -202,21 +170,15 @@ static int aconn_deferred(sd_event_source *s, void *userdata)
 static int aconn_answer_later(struct aconn *ac, conn_pull_cb pull_done, conn_done_cb done, void *ud,
 			      enum conn_outcome o, char *msg)
 {
-	struct daemon *d = ac->c->d;
-	struct aconn_op *op;
+	struct aconn_op *op = aconn_op_new(ac);
 	int r;
 
-	if (!d || !d->ev) {
-		free(msg);
-		return -EINVAL;
-	}
-	op = aconn_op_new(ac, ACONN_LOCAL);
 	op->pull_done = pull_done;
 	op->done = done;
 	op->ud = ud;
 	op->o = o;
 	op->msg = msg;
-	r = sd_event_add_defer(d->ev, &op->defer, aconn_deferred, op);
+	r = conn_later_defer(&op->later, ac->c, aconn_answer);
 	if (r < 0)
 		aconn_op_free(op);
 	return r;
@@ -230,7 +192,7 @@ static void aconn_push_done(const struct adapter_answer *a, enum http_outcome o,
 /* Starts slice calls while allowed. Returns the last submission error (0 if none). */
 static int aconn_push_pump(struct aconn_op *op)
 {
-	struct aconn *ac = op->ac;
+	struct aconn *ac = op->later.owner;
 	const struct aconn_opts *opt = ac->c->opts;
 	int r = 0;
 
@@ -267,6 +229,7 @@ static void aconn_push_done(const struct adapter_answer *a, enum http_outcome o,
 {
 	struct aconn_slice *sl = ud;
 	struct aconn_op *op = sl->op;
+	struct aconn *ac = op->later.owner;
 	enum conn_outcome co = conn_outcome_from_http(o);
 	struct conn *c;
 	conn_done_cb done;
@@ -284,7 +247,7 @@ static void aconn_push_done(const struct adapter_answer *a, enum http_outcome o,
 				    why && *why ? why : http_outcome_name(o));
 	}
 	free(sl);
-	if (!op->ac) {
+	if (!ac) {
 		/* The connector is gone: nobody waits for this push. */
 		if (op->in_flight == 0)
 			aconn_op_free(op);
@@ -293,8 +256,8 @@ static void aconn_push_done(const struct adapter_answer *a, enum http_outcome o,
 	aconn_push_pump(op);
 	if (op->in_flight > 0)
 		return;
-	c = op->ac->c;
-	op->ac->records_pushed += op->sent;
+	c = ac->c;
+	ac->records_pushed += op->sent;
 	done = op->done;
 	done_ud = op->ud;
 	co = op->worst;
@@ -302,7 +265,7 @@ static void aconn_push_done(const struct adapter_answer *a, enum http_outcome o,
 		      ? NULL
 		      : xasprintf("%s (%zu of %zu records delivered)", op->why, op->sent, op->n);
 	if (msg)
-		log_fields(LOG_WARNING, ACONN_FIELDS(op->ac), "push to %s: %s",
+		log_fields(LOG_WARNING, ACONN_FIELDS(ac), "push to %s: %s",
 			   ((const struct aconn_opts *)c->opts)->push_service, msg);
 	aconn_op_free(op);
 	done(c, co, msg, done_ud);
@@ -326,7 +289,7 @@ static int aconn_push(struct conn *c, json_t *records, const char *origin, conn_
 					  xstrdup("records are not a JSON array"));
 	if (json_array_size(records) == 0)
 		return aconn_answer_later(ac, NULL, done, ud, CONN_OK, NULL);
-	op = aconn_op_new(ac, ACONN_PUSH);
+	op = aconn_op_new(ac);
 	op->done = done;
 	op->ud = ud;
 	/* A reference, not a copy: the caller's array must not change under us. */
@@ -347,7 +310,7 @@ static void aconn_pull_done(const struct adapter_answer *a, enum http_outcome o,
 			    void *ud)
 {
 	struct aconn_op *op = ud;
-	struct aconn *ac = op->ac;
+	struct aconn *ac = op->later.owner;
 	const struct aconn_opts *opt;
 	conn_pull_cb done = op->pull_done;
 	void *done_ud = op->ud;
@@ -401,7 +364,7 @@ static int aconn_pull(struct conn *c, conn_pull_cb done, void *ud)
 		ac->pull_state = ACONN_PULL_IDLE;
 		return aconn_answer_later(ac, done, NULL, ud, CONN_OK, NULL);
 	}
-	op = aconn_op_new(ac, ACONN_PULL);
+	op = aconn_op_new(ac);
 	op->pull_done = done;
 	op->ud = ud;
 	r = adapter_call(c->adapter, opt->pull_endpoint ? ADAPTER_SHARE : ADAPTER_INTEGRATION,
@@ -434,7 +397,7 @@ static void aconn_probe_done(const struct adapter_answer *a, enum http_outcome o
 			     void *ud)
 {
 	struct aconn_op *op = ud;
-	struct aconn *ac = op->ac;
+	struct aconn *ac = op->later.owner;
 	conn_done_cb done = op->done;
 	void *done_ud = op->ud;
 
@@ -452,7 +415,7 @@ static void aconn_probe_done(const struct adapter_answer *a, enum http_outcome o
 static int aconn_probe(struct conn *c, conn_done_cb done, void *ud)
 {
 	struct aconn *ac = c->priv;
-	struct aconn_op *op = aconn_op_new(ac, ACONN_PROBE);
+	struct aconn_op *op = aconn_op_new(ac);
 	int r;
 
 	op->done = done;
@@ -482,18 +445,8 @@ static void aconn_free(struct conn *c)
 	struct aconn *ac = c->priv;
 	if (!ac)
 		return;
-	/*
-	 * Local answers are cancelled here. Calls in flight are cancelled when
-	 * the core frees c->adapter after us; their callbacks find op->ac NULL
-	 * and only free the op.
-	 */
-	while (ac->ops) {
-		struct aconn_op *op = ac->ops;
-		aconn_op_unlink(op);
-		op->ac = NULL;
-		if (op->kind == ACONN_LOCAL)
-			aconn_op_free(op);
-	}
+	/* Calls in flight come back cancelled when the core frees c->adapter. */
+	conn_later_cancel_all(&ac->pending);
 	json_decref(ac->pull_params);
 	free(ac->field);
 	free(ac);

@@ -19,18 +19,16 @@
  * The raw HTTP body is passed to every callback that has one (on success
  * too), borrowed for the callback's duration. Completions always come from
  * the loop: adapter_call never calls back from inside, and refusals of bad
- * arguments are delivered through a deferred sd-event source.
+ * arguments are delivered through the loop with conn_later.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-event.h>
 
 #include "adapter.h"
 #include "connector.h"
 #include "csdl.h"
-#include "daemon.h"
 #include "http.h"
 #include "log.h"
 #include "util.h"
@@ -72,23 +70,19 @@ static const char *const csdl_service_name[CSDL_SVC_COUNT] = {
 	[CSDL_FIELDS] = "LayDanhMucLinhVuc",
 };
 
-struct csdl;
-
 /*
- * One operation in progress. cs is NULL once the connector was freed: the
- * adapter still calls back (cancelled) and the op then only frees itself.
+ * One operation in progress, pending on its connector's list. later.owner
+ * is the struct csdl, NULL once the connector was freed: the adapter still
+ * calls back (cancelled) and the op then only frees itself.
  */
 struct csdl_op {
-	struct csdl *cs;
-	struct csdl_op *prev, *next;
+	struct conn_later later;
 	enum csdl_svc svc;
 	csdl_list_cb list_done;	    /* list, agencies, fields */
 	csdl_record_cb record_done; /* get */
 	void *ud;
 	char *code; /* get: the code asked for */
-	/* a local answer (bad arguments) through the loop */
-	sd_event_source *defer; /* owned */
-	char *msg;
+	char *msg;  /* a local answer (bad arguments) through the loop */
 };
 
 struct csdl_counts {
@@ -98,8 +92,8 @@ struct csdl_counts {
 /* c->priv. Owns everything but c. */
 struct csdl {
 	struct conn *c;
-	char *field; /* "CONNECTOR=name" */
-	struct csdl_op *ops;
+	char *field;			/* "CONNECTOR=name" */
+	struct conn_later_list pending; /* of struct csdl_op */
 	struct csdl_counts counts[CSDL_SVC_COUNT];
 	int64_t last_list_size; /* LayDanhSachTTHC; -1 before the first success */
 	uint64_t list_non_objects;
@@ -126,40 +120,27 @@ static const char *csdl_json_kind(const json_t *j)
 
 /* ---- operations ------------------------------------------------------- */
 
-static struct csdl_op *csdl_op_new(struct csdl *cs, enum csdl_svc svc)
-{
-	struct csdl_op *op = xcalloc(1, sizeof(*op));
-	op->cs = cs;
-	op->svc = svc;
-	op->next = cs->ops;
-	if (op->next)
-		op->next->prev = op;
-	cs->ops = op;
-	return op;
-}
-
-static void csdl_op_unlink(struct csdl_op *op)
-{
-	if (!op->cs)
-		return;
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		op->cs->ops = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
-	op->prev = op->next = NULL;
-}
-
 static void csdl_op_free(struct csdl_op *op)
 {
 	if (!op)
 		return;
-	csdl_op_unlink(op);
-	sd_event_source_unref(op->defer);
+	conn_later_remove(&op->later);
 	free(op->code);
 	free(op->msg);
 	free(op);
+}
+
+static void csdl_op_release(struct conn_later *l)
+{
+	csdl_op_free(conn_later_entry(l, struct csdl_op, later));
+}
+
+static struct csdl_op *csdl_op_new(struct csdl *cs, enum csdl_svc svc)
+{
+	struct csdl_op *op = xcalloc(1, sizeof(*op));
+	op->svc = svc;
+	conn_later_add(&cs->pending, &op->later, cs, csdl_op_release);
+	return op;
 }
 
 /* Delivers to whichever callback op has. Touches nothing of op after. */
@@ -172,42 +153,26 @@ static void csdl_deliver(struct conn *c, csdl_list_cb list_done, csdl_record_cb 
 		record_done(c, o, j, raw, why, ud);
 }
 
-static int csdl_deferred(sd_event_source *s, void *userdata)
+static void csdl_answer(struct conn_later *l)
 {
-	struct csdl_op *op = userdata;
-	struct conn *c = op->cs->c;
-	csdl_list_cb list_done = op->list_done;
-	csdl_record_cb record_done = op->record_done;
-	void *ud = op->ud;
-	char *msg = op->msg;
+	struct csdl_op *op = conn_later_entry(l, struct csdl_op, later);
+	struct conn *c = ((struct csdl *)l->owner)->c;
 
-	(void)s;
-	op->msg = NULL;
-	/* Forget op before calling out: the callback may free the connector. */
-	csdl_op_free(op);
-	csdl_deliver(c, list_done, record_done, ud, CONN_FAIL, NULL, NULL, msg);
-	free(msg);
-	return 0;
+	csdl_deliver(c, op->list_done, op->record_done, op->ud, CONN_FAIL, NULL, NULL, op->msg);
 }
 
 /* Answers CONN_FAIL with msg (stolen) from the loop. Returns 0 or negative. */
 static int csdl_fail_later(struct csdl *cs, enum csdl_svc svc, csdl_list_cb list_done,
 			   csdl_record_cb record_done, void *ud, char *msg)
 {
-	struct daemon *d = cs->c->d;
-	struct csdl_op *op;
+	struct csdl_op *op = csdl_op_new(cs, svc);
 	int r;
 
-	if (!d || !d->ev) {
-		free(msg);
-		return -EINVAL;
-	}
-	op = csdl_op_new(cs, svc);
 	op->list_done = list_done;
 	op->record_done = record_done;
 	op->ud = ud;
 	op->msg = msg;
-	r = sd_event_add_defer(d->ev, &op->defer, csdl_deferred, op);
+	r = conn_later_defer(&op->later, cs->c, csdl_answer);
 	if (r < 0)
 		csdl_op_free(op);
 	else
@@ -317,7 +282,7 @@ static void csdl_call_done(const struct adapter_answer *a, enum http_outcome o, 
 			   void *ud)
 {
 	struct csdl_op *op = ud;
-	struct csdl *cs = op->cs;
+	struct csdl *cs = op->later.owner;
 	enum csdl_svc svc = op->svc;
 	csdl_list_cb list_done = op->list_done;
 	csdl_record_cb record_done = op->record_done;
@@ -458,18 +423,8 @@ static void csdl_free(struct conn *c)
 	struct csdl *cs = c->priv;
 	if (!cs)
 		return;
-	/*
-	 * Local answers are cancelled here. Calls in flight are cancelled when
-	 * the core frees c->adapter after us; their callbacks find op->cs NULL
-	 * and only free the op.
-	 */
-	while (cs->ops) {
-		struct csdl_op *op = cs->ops;
-		csdl_op_unlink(op);
-		op->cs = NULL;
-		if (op->defer)
-			csdl_op_free(op);
-	}
+	/* Calls in flight come back cancelled when the core frees c->adapter. */
+	conn_later_cancel_all(&cs->pending);
 	free(cs->field);
 	free(cs);
 	c->priv = NULL;

@@ -31,14 +31,13 @@
  * Nothing here logs a header or a row (citizens' names, ids, phones): only
  * services, counts, error codes and MaHoSo. Completions always come from
  * the loop: adapter_call never calls back from inside, and what is settled
- * without a request is delivered through a deferred sd-event source.
+ * without a request is delivered through the loop with conn_later.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-event.h>
 #include <utf8proc.h>
 
 #include "adapter.h"
@@ -132,17 +131,13 @@ struct dv_counts {
 	uint64_t calls, ok, retry, fail;
 };
 
-struct dv_lookup;
-struct dv_push;
-
 /* c->priv. Owns everything but c. */
 struct dv {
 	struct conn *c;
 	char *field;			     /* "CONNECTOR=name" */
 	const char *svc_name[DV_SVC_COUNT];  /* borrowed from the options */
 	char **exists, **unknown, **expired; /* folded patterns, NULL-terminated */
-	struct dv_lookup *lookups;
-	struct dv_push *pushes;
+	struct conn_later_list pending;	     /* of struct dv_lookup and struct dv_push */
 	struct dv_counts counts[DV_SVC_COUNT];
 	uint64_t items_ok, items_retry, items_failed, held_back;
 	uint64_t moved_to_update, guessed_updates, guesses_refuted, split_batches;
@@ -320,71 +315,47 @@ static enum http_outcome dv_effective(struct dv *dv, const struct adapter_answer
 
 /* ---- look-ups ------------------------------------------------------------- */
 
-/* One lookup. dv is NULL once the connector was freed. */
+/* One lookup. later.owner is the struct dv, NULL once the connector was freed. */
 struct dv_lookup {
-	struct dv *dv;
-	struct dv_lookup *prev, *next;
+	struct conn_later later;
 	char *code;
 	dvcqg_lookup_cb done;
 	void *ud;
-	sd_event_source *defer; /* owned: a local answer */
-	char *msg;
+	char *msg; /* a local answer (a bad code) through the loop: CONN_FAIL */
 };
-
-static struct dv_lookup *dv_lookup_new(struct dv *dv, const char *code, dvcqg_lookup_cb done,
-				       void *ud)
-{
-	struct dv_lookup *l = xcalloc(1, sizeof(*l));
-	l->dv = dv;
-	l->code = xstrdup(code ? code : "");
-	l->done = done;
-	l->ud = ud;
-	l->next = dv->lookups;
-	if (l->next)
-		l->next->prev = l;
-	dv->lookups = l;
-	return l;
-}
-
-static void dv_lookup_unlink(struct dv_lookup *l)
-{
-	if (!l->dv)
-		return;
-	if (l->prev)
-		l->prev->next = l->next;
-	else
-		l->dv->lookups = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
-	l->prev = l->next = NULL;
-}
 
 static void dv_lookup_free(struct dv_lookup *l)
 {
 	if (!l)
 		return;
-	dv_lookup_unlink(l);
-	sd_event_source_unref(l->defer);
+	conn_later_remove(&l->later);
 	free(l->code);
 	free(l->msg);
 	free(l);
 }
 
-static int dv_lookup_deferred(sd_event_source *s, void *userdata)
+static void dv_lookup_release(struct conn_later *cl)
 {
-	struct dv_lookup *l = userdata;
-	struct conn *c = l->dv->c;
-	dvcqg_lookup_cb done = l->done;
-	void *ud = l->ud;
-	char *msg = l->msg;
+	dv_lookup_free(conn_later_entry(cl, struct dv_lookup, later));
+}
 
-	(void)s;
-	l->msg = NULL;
-	/* Forget l before calling out: the callback may free the connector. */
-	dv_lookup_free(l);
-	done(c, CONN_FAIL, NULL, NULL, NULL, msg, ud);
-	free(msg);
-	return 0;
+static struct dv_lookup *dv_lookup_new(struct dv *dv, const char *code, dvcqg_lookup_cb done,
+				       void *ud)
+{
+	struct dv_lookup *l = xcalloc(1, sizeof(*l));
+	l->code = xstrdup(code ? code : "");
+	l->done = done;
+	l->ud = ud;
+	conn_later_add(&dv->pending, &l->later, dv, dv_lookup_release);
+	return l;
+}
+
+static void dv_lookup_answer(struct conn_later *cl)
+{
+	struct dv_lookup *l = conn_later_entry(cl, struct dv_lookup, later);
+	struct conn *c = ((struct dv *)cl->owner)->c;
+
+	l->done(c, CONN_FAIL, NULL, NULL, NULL, l->msg, l->ud);
 }
 
 /*
@@ -449,7 +420,7 @@ static void dv_lookup_done(const struct adapter_answer *a, enum http_outcome o, 
 			   void *ud)
 {
 	struct dv_lookup *l = ud;
-	struct dv *dv = l->dv;
+	struct dv *dv = l->later.owner;
 	dvcqg_lookup_cb done = l->done;
 	void *done_ud = l->ud;
 	json_t *header = NULL, *progress = NULL;
@@ -496,12 +467,10 @@ static int dv_lookup(struct conn *c, const char *mahoso, dvcqg_lookup_cb done, v
 	dv = c->priv;
 	len = mahoso ? strlen(mahoso) : 0;
 	if (len == 0 || len > DVCQG_MAX_CODE_BYTES) {
-		if (!c->d || !c->d->ev)
-			return -EINVAL;
 		l = dv_lookup_new(dv, "", done, ud);
 		l->msg = xasprintf("%s: %s dossier code", dv->svc_name[DV_LOOKUP],
 				   len ? "over-long" : "empty");
-		r = sd_event_add_defer(c->d->ev, &l->defer, dv_lookup_deferred, l);
+		r = conn_later_defer(&l->later, c, dv_lookup_answer);
 		if (r < 0) {
 			dv_lookup_free(l);
 			return r;
@@ -546,12 +515,13 @@ struct dv_batch {
 };
 
 /*
- * One push_headers or push_progress. dv is NULL once the connector was
- * freed: the push then lives until its last request comes back.
+ * One push_headers or push_progress. later.owner (dv_of) is the struct dv,
+ * NULL once the connector was freed: the push then lives until its last
+ * request comes back. A push settled without a request is delivered
+ * through later from the loop.
  */
 struct dv_push {
-	struct dv *dv;
-	struct dv_push *prev, *next;
+	struct conn_later later;
 	enum dv_svc svc;
 	json_t *items; /* owned ref */
 	size_t n;
@@ -567,8 +537,12 @@ struct dv_push {
 	size_t n_strs;
 	dvcqg_push_cb done;
 	void *ud;
-	sd_event_source *defer; /* owned: delivery of a push settled without a request */
 };
+
+static struct dv *dv_of(const struct dv_push *p)
+{
+	return p->later.owner;
+}
 
 static struct dv_batch *dv_batch_new(struct dv_push *p, enum dvcqg_op op, size_t cap)
 {
@@ -593,29 +567,15 @@ static struct dv_batch *dv_batch_of(struct list_node *n)
 	return list_entry(n, struct dv_batch, node);
 }
 
-static void dv_push_unlink(struct dv_push *p)
-{
-	if (!p->dv)
-		return;
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		p->dv->pushes = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
-	p->prev = p->next = NULL;
-}
-
 static void dv_push_free(struct dv_push *p)
 {
 	struct dv_batch *b;
 
 	if (!p)
 		return;
-	dv_push_unlink(p);
+	conn_later_remove(&p->later);
 	while ((b = dv_batch_of(p->batches.head)))
 		dv_batch_free(b);
-	sd_event_source_unref(p->defer);
 	json_decref(p->items);
 	free(p->it);
 	free(p->key_stopped);
@@ -626,6 +586,11 @@ static void dv_push_free(struct dv_push *p)
 		free(p->strs[i]);
 	free(p->strs);
 	free(p);
+}
+
+static void dv_push_release(struct conn_later *l)
+{
+	dv_push_free(conn_later_entry(l, struct dv_push, later));
 }
 
 /* Keeps s (stolen) for the items to point to. */
@@ -640,7 +605,7 @@ static const char *dv_keep(struct dv_push *p, char *s)
 
 static size_t dv_batch_size(const struct dv_push *p)
 {
-	const struct dv_opts *opt = p->dv->c->opts;
+	const struct dv_opts *opt = dv_of(p)->c->opts;
 	int64_t n = p->svc == DV_HEADERS ? opt->header_batch : opt->progress_batch;
 	return n < 1 ? 1 : (size_t)n;
 }
@@ -649,6 +614,7 @@ static void dv_settle(struct dv_push *p, size_t i, enum conn_outcome o, const ch
 		      const char *raw, bool in_doubt, bool unknown)
 {
 	struct dv_item *it = &p->it[i];
+	struct dv *dv = dv_of(p);
 
 	it->resolved = true;
 	it->res.o = o;
@@ -660,9 +626,9 @@ static void dv_settle(struct dv_push *p, size_t i, enum conn_outcome o, const ch
 	if (p->svc == DV_PROGRESS && o != CONN_OK && it->key)
 		p->key_stopped[it->kid] = true;
 	switch (o) {
-	case CONN_OK: p->dv->items_ok++; break;
-	case CONN_RETRY: p->dv->items_retry++; break;
-	case CONN_FAIL: p->dv->items_failed++; break;
+	case CONN_OK: dv->items_ok++; break;
+	case CONN_RETRY: dv->items_retry++; break;
+	case CONN_FAIL: dv->items_failed++; break;
 	}
 }
 
@@ -716,9 +682,9 @@ static void dv_hold_back(struct dv_push *p)
 			if (!why)
 				why = dv_keep(p, xasprintf("%s: held back: an earlier row of the "
 							   "dossier was not accepted",
-							   p->dv->svc_name[p->svc]));
+							   dv_of(p)->svc_name[p->svc]));
 			dv_settle(p, i, CONN_RETRY, why, NULL, false, false);
-			p->dv->held_back++;
+			dv_of(p)->held_back++;
 		}
 		b->n = k;
 		if (k == 0)
@@ -739,7 +705,7 @@ static enum http_outcome dv_refusal_first(const struct adapter_answer *a, enum h
 					  void *ud, char **why)
 {
 	const struct dv_batch *b = ud;
-	const struct dv *dv = b && b->p ? b->p->dv : NULL;
+	const struct dv *dv = b && b->p ? dv_of(b->p) : NULL;
 	if (o != HTTP_FAIL || !dv || !a->answer || !*a->error_code ||
 	    dv_message_matches(dv->expired, a->message))
 		return o;
@@ -750,7 +716,7 @@ static enum http_outcome dv_refusal_first(const struct adapter_answer *a, enum h
 /* Sends b. Returns 0 or negative (b untouched, not in flight). */
 static int dv_send(struct dv_push *p, struct dv_batch *b)
 {
-	struct dv *dv = p->dv;
+	struct dv *dv = dv_of(p);
 	json_t *data = json_array(), *params;
 	int r;
 
@@ -807,7 +773,7 @@ static bool dv_pump(struct dv_push *p)
 	}
 	if (r < 0) {
 		const char *why = dv_keep(p, xasprintf("%s: cannot submit the request: %s",
-						       p->dv->svc_name[p->svc], strerror(-r)));
+						       dv_of(p)->svc_name[p->svc], strerror(-r)));
 		for (n = p->batches.head; n; n = next) {
 			struct dv_batch *b = dv_batch_of(n);
 			next = n->next;
@@ -826,10 +792,13 @@ static bool dv_pump(struct dv_push *p)
 	return p->in_flight > 0;
 }
 
-/* Hands the verdicts over and frees p. Touches nothing of p->dv after the callback. */
+/*
+ * Hands the verdicts over. p must be off the connector's list: the callback
+ * may free the connector. Touches nothing of p's owner after the callback.
+ */
 static void dv_deliver(struct dv_push *p)
 {
-	struct dv *dv = p->dv;
+	struct dv *dv = dv_of(p);
 	struct conn *c = dv->c;
 	struct dvcqg_item *res = xcalloc(p->n, sizeof(*res));
 	uint64_t ok = 0, retry = 0, fail = 0;
@@ -843,19 +812,13 @@ static void dv_deliver(struct dv_push *p)
 	log_fields(LOG_DEBUG, DV_FIELDS(dv), "%s: %zu items: %llu ok, %llu to retry, %llu failed",
 		   dv->svc_name[p->svc], p->n, (unsigned long long)ok, (unsigned long long)retry,
 		   (unsigned long long)fail);
-	dv_push_unlink(p);
-	p->dv = NULL;
-	/* The callback may free the connector; p is ours alone now. */
 	p->done(c, res, p->n, p->ud);
 	free(res);
-	dv_push_free(p);
 }
 
-static int dv_deliver_deferred(sd_event_source *s, void *userdata)
+static void dv_deliver_later(struct conn_later *l)
 {
-	(void)s;
-	dv_deliver(userdata);
-	return 0;
+	dv_deliver(conn_later_entry(l, struct dv_push, later));
 }
 
 /*
@@ -878,10 +841,13 @@ static int dv_step(struct dv_push *p, bool from_loop)
 	if (dv_pump(p))
 		return 0;
 	if (from_loop) {
+		/* The callback may free the connector; p is ours alone now. */
+		conn_later_remove(&p->later);
 		dv_deliver(p);
+		dv_push_free(p);
 		return 0;
 	}
-	r = sd_event_add_defer(p->dv->c->d->ev, &p->defer, dv_deliver_deferred, p);
+	r = conn_later_defer(&p->later, dv_of(p)->c, dv_deliver_later);
 	return r < 0 ? r : 0;
 }
 
@@ -890,7 +856,7 @@ static struct list_node *dv_singles(struct dv_push *p, struct list_node *after, 
 				    const size_t *idx, size_t n)
 {
 	if (n > 1)
-		p->dv->split_batches++;
+		dv_of(p)->split_batches++;
 	return dv_batches_add(p, after, op, idx, n, 1, 0, 0);
 }
 
@@ -901,7 +867,7 @@ static struct list_node *dv_singles(struct dv_push *p, struct list_node *after, 
 static void dv_judge(struct dv_push *p, struct dv_batch *b, const struct adapter_answer *a,
 		     enum http_outcome o, const char *why)
 {
-	struct dv *dv = p->dv;
+	struct dv *dv = dv_of(p);
 	const char *svc = dv->svc_name[p->svc];
 	const char *what = p->svc == DV_PROGRESS   ? "progress"
 			   : b->op == DVCQG_UPDATE ? "update"
@@ -1041,7 +1007,7 @@ static void dv_batch_done(const struct adapter_answer *a, enum http_outcome o, c
 
 	b->in_flight = false;
 	p->in_flight--;
-	if (!p->dv) {
+	if (!dv_of(p)) {
 		/* The connector is gone: only free what is left once the last answer is in. */
 		dv_batch_free(b);
 		if (p->in_flight == 0)
@@ -1095,7 +1061,6 @@ static int dv_push(struct conn *c, enum dv_svc svc, json_t *items, enum dvcqg_op
 		return -E2BIG;
 	dv = c->priv;
 	p = xcalloc(1, sizeof(*p));
-	p->dv = dv;
 	p->svc = svc;
 	p->items = json_incref(items);
 	p->n = n;
@@ -1106,10 +1071,7 @@ static int dv_push(struct conn *c, enum dv_svc svc, json_t *items, enum dvcqg_op
 	p->parked[1] = xcalloc(n, sizeof(*p->parked[1]));
 	p->done = done;
 	p->ud = ud;
-	p->next = dv->pushes;
-	if (p->next)
-		p->next->prev = p;
-	dv->pushes = p;
+	conn_later_add(&dv->pending, &p->later, dv, dv_push_release);
 	usable = xcalloc(n, sizeof(*usable));
 	keys = json_object();
 
@@ -1226,25 +1188,8 @@ static void dv_free(struct conn *c)
 
 	if (!dv)
 		return;
-	/*
-	 * Local answers are cancelled here. Requests in flight are cancelled
-	 * when the core frees c->adapter after us; their callbacks find dv
-	 * NULL and only free what is theirs.
-	 */
-	while (dv->lookups) {
-		struct dv_lookup *l = dv->lookups;
-		dv_lookup_unlink(l);
-		l->dv = NULL;
-		if (l->defer)
-			dv_lookup_free(l);
-	}
-	while (dv->pushes) {
-		struct dv_push *p = dv->pushes;
-		dv_push_unlink(p);
-		p->dv = NULL;
-		if (p->in_flight == 0)
-			dv_push_free(p);
-	}
+	/* Requests in flight come back cancelled when the core frees c->adapter. */
+	conn_later_cancel_all(&dv->pending);
 	dv_patterns_free(dv->exists);
 	dv_patterns_free(dv->unknown);
 	dv_patterns_free(dv->expired);

@@ -39,16 +39,14 @@
  * Credentials (a bearer token, or a Basic user and password) go into
  * request headers only; they are never logged. Completions always come
  * from the loop: the HTTP core never calls back from inside http_submit,
- * and refusals of bad arguments go through a deferred sd-event source.
+ * and refusals of bad arguments go through the loop with conn_later.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-event.h>
 
 #include "connector.h"
-#include "daemon.h"
 #include "http.h"
 #include "log.h"
 #include "provincial.h"
@@ -153,18 +151,13 @@ static const struct conf_option prov_options[] = {
 	CONF_OPTION_END,
 };
 
-enum prov_kind { PROV_LIST, PROV_PUT, PROV_CHANGES, PROV_LOCAL };
-
-struct prov;
-
 /*
- * One operation in progress. pv is NULL once the connector was freed: the
- * HTTP core still calls back (cancelled) and the op then only frees itself.
+ * One operation in progress, pending on its connector's list. later.owner
+ * is the struct prov, NULL once the connector was freed: the HTTP core
+ * still calls back (cancelled) and the op then only frees itself.
  */
 struct prov_op {
-	struct prov *pv;
-	struct prov_op *prev, *next;
-	enum prov_kind kind;
+	struct conn_later later;
 	provincial_list_cb list_done;
 	conn_done_cb done;
 	provincial_changes_cb changes_done;
@@ -180,18 +173,15 @@ struct prov_op {
 	/* changes */
 	char *cursor;
 	json_t *feed_page; /* owned: the answer's parse by prov_changes_classify */
-	/* local answer through the loop */
-	sd_event_source *defer; /* owned */
-	enum conn_outcome o;
-	char *msg;
+	char *msg;	   /* a local answer (bad arguments) through the loop: CONN_FAIL */
 };
 
 /* c->priv. Owns everything but c. */
 struct prov {
 	struct conn *c;
-	char *field; /* "CONNECTOR=name" */
-	struct prov_op *ops;
-	int64_t catalogue_size; /* last successful read; -1 before */
+	char *field;			/* "CONNECTOR=name" */
+	struct conn_later_list pending; /* of struct prov_op */
+	int64_t catalogue_size;		/* last successful read; -1 before */
 	int64_t catalogue_read_ms;
 	uint64_t catalogue_read_us; /* duration of that read */
 	uint64_t lists_ok, lists_retry, lists_failed, pages;
@@ -348,37 +338,11 @@ static char *prov_escape(const char *s)
 
 /* ---- operations ------------------------------------------------------- */
 
-static struct prov_op *prov_op_new(struct prov *pv, enum prov_kind kind)
-{
-	struct prov_op *op = xcalloc(1, sizeof(*op));
-	op->pv = pv;
-	op->kind = kind;
-	op->next = pv->ops;
-	if (op->next)
-		op->next->prev = op;
-	pv->ops = op;
-	return op;
-}
-
-static void prov_op_unlink(struct prov_op *op)
-{
-	if (!op->pv)
-		return;
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		op->pv->ops = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
-	op->prev = op->next = NULL;
-}
-
 static void prov_op_free(struct prov_op *op)
 {
 	if (!op)
 		return;
-	prov_op_unlink(op);
-	sd_event_source_unref(op->defer);
+	conn_later_remove(&op->later);
 	json_decref(op->records);
 	json_decref(op->seen);
 	json_decref(op->feed_page);
@@ -388,50 +352,44 @@ static void prov_op_free(struct prov_op *op)
 	free(op);
 }
 
-static int prov_deferred(sd_event_source *s, void *userdata)
+static void prov_op_release(struct conn_later *l)
 {
-	struct prov_op *op = userdata;
-	struct conn *c = op->pv->c;
-	provincial_list_cb list_done = op->list_done;
-	conn_done_cb done = op->done;
-	provincial_changes_cb changes_done = op->changes_done;
-	void *ud = op->ud;
-	enum conn_outcome o = op->o;
-	char *msg = op->msg;
-
-	(void)s;
-	op->msg = NULL;
-	/* Forget op before calling out: the callback may free the connector. */
-	prov_op_free(op);
-	if (list_done)
-		list_done(c, o, NULL, msg, ud);
-	else if (changes_done)
-		changes_done(c, o, NULL, NULL, false, msg, ud);
-	else
-		done(c, o, msg, ud);
-	free(msg);
-	return 0;
+	prov_op_free(conn_later_entry(l, struct prov_op, later));
 }
 
-/* Answers o with msg (stolen) from the loop. Returns 0 or negative (nothing called). */
-static int prov_answer_later(struct prov *pv, provincial_list_cb list_done, conn_done_cb done,
-			     void *ud, enum conn_outcome o, char *msg)
+static struct prov_op *prov_op_new(struct prov *pv)
 {
-	struct daemon *d = pv->c->d;
-	struct prov_op *op;
+	struct prov_op *op = xcalloc(1, sizeof(*op));
+	conn_later_add(&pv->pending, &op->later, pv, prov_op_release);
+	return op;
+}
+
+static void prov_answer(struct conn_later *l)
+{
+	struct prov_op *op = conn_later_entry(l, struct prov_op, later);
+	struct conn *c = ((struct prov *)l->owner)->c;
+
+	if (op->changes_done)
+		op->changes_done(c, CONN_FAIL, NULL, NULL, false, op->msg, op->ud);
+	else
+		op->done(c, CONN_FAIL, op->msg, op->ud);
+}
+
+/*
+ * Answers CONN_FAIL with msg (stolen) from the loop, to changes_done or else
+ * done. Returns 0 or negative (nothing called).
+ */
+static int prov_fail_later(struct prov *pv, conn_done_cb done, provincial_changes_cb changes_done,
+			   void *ud, char *msg)
+{
+	struct prov_op *op = prov_op_new(pv);
 	int r;
 
-	if (!d || !d->ev) {
-		free(msg);
-		return -EINVAL;
-	}
-	op = prov_op_new(pv, PROV_LOCAL);
-	op->list_done = list_done;
 	op->done = done;
+	op->changes_done = changes_done;
 	op->ud = ud;
-	op->o = o;
 	op->msg = msg;
-	r = sd_event_add_defer(d->ev, &op->defer, prov_deferred, op);
+	r = conn_later_defer(&op->later, pv->c, prov_answer);
 	if (r < 0)
 		prov_op_free(op);
 	return r;
@@ -459,7 +417,7 @@ static void prov_page_done(const struct http_response *r, enum http_outcome o, c
 /* Asks for op->page. Returns 0 or negative (nothing will be called). */
 static int prov_page_get(struct prov_op *op)
 {
-	struct prov *pv = op->pv;
+	struct prov *pv = op->later.owner;
 	const struct prov_opts *opt = pv->c->opts;
 	const char *path = opt->procedures_path;
 	char *url = xasprintf("%s%cpage=%u&size=%lld", path, strchr(path, '?') ? '&' : '?',
@@ -482,7 +440,8 @@ static int prov_page_get(struct prov_op *op)
 static enum conn_outcome prov_page_take(struct prov_op *op, const struct http_response *r,
 					bool *more, char **why)
 {
-	const struct prov_opts *opt = op->pv->c->opts;
+	const struct prov *pv = op->later.owner;
+	const struct prov_opts *opt = pv->c->opts;
 	const char *key = opt->key_field;
 	json_t *page = NULL, *items, *jt, *e;
 	enum conn_outcome co = CONN_FAIL;
@@ -603,7 +562,7 @@ static void prov_page_done(const struct http_response *r, enum http_outcome o, c
 			   void *ud)
 {
 	struct prov_op *op = ud;
-	struct prov *pv = op->pv;
+	struct prov *pv = op->later.owner;
 	provincial_list_cb done = op->list_done;
 	void *done_ud = op->ud;
 	enum conn_outcome co = conn_outcome_from_http(o);
@@ -669,7 +628,7 @@ static int prov_procedures_list(struct conn *c, provincial_list_cb done, void *u
 	if (!c || !c->priv || !done)
 		return -EINVAL;
 	pv = c->priv;
-	op = prov_op_new(pv, PROV_LIST);
+	op = prov_op_new(pv);
 	op->list_done = done;
 	op->ud = ud;
 	op->page = 1;
@@ -688,7 +647,7 @@ static void prov_put_done(const struct http_response *r, enum http_outcome o, co
 			  void *ud)
 {
 	struct prov_op *op = ud;
-	struct prov *pv = op->pv;
+	struct prov *pv = op->later.owner;
 	conn_done_cb done = op->done;
 	void *done_ud = op->ud;
 	enum conn_outcome co = conn_outcome_from_http(o);
@@ -739,15 +698,15 @@ static int prov_procedure_put(struct conn *c, const char *code, json_t *record, 
 	len = code ? strlen(code) : 0;
 	if (len == 0 || len > PROV_MAX_CODE_BYTES) {
 		pv->puts_failed++;
-		return prov_answer_later(
-			pv, NULL, done, ud, CONN_FAIL,
+		return prov_fail_later(
+			pv, done, NULL, ud,
 			xasprintf("PUT: %s procedure code", len ? "over-long" : "empty"));
 	}
 	if (!json_is_object(record)) {
 		pv->puts_failed++;
-		return prov_answer_later(pv, NULL, done, ud, CONN_FAIL,
-					 xasprintf("PUT %s: the record is %s, not an object", code,
-						   record ? prov_json_kind(record) : "absent"));
+		return prov_fail_later(pv, done, NULL, ud,
+				       xasprintf("PUT %s: the record is %s, not an object", code,
+						 record ? prov_json_kind(record) : "absent"));
 	}
 	esc = prov_escape(code);
 	path = xasprintf("%s/%s", opt->procedures_path, esc);
@@ -755,7 +714,7 @@ static int prov_procedure_put(struct conn *c, const char *code, json_t *record, 
 	r = prov_request(pv, "PUT", path);
 	free(path);
 	http_request_json(r, record);
-	op = prov_op_new(pv, PROV_PUT);
+	op = prov_op_new(pv);
 	op->done = done;
 	op->ud = ud;
 	op->code = xstrdup(code);
@@ -810,7 +769,7 @@ static enum http_outcome prov_changes_classify(const struct http_response *r, vo
 static enum conn_outcome prov_changes_take(struct prov_op *op, json_t **items, char **next,
 					   bool *has_more, char **why)
 {
-	struct prov *pv = op->pv;
+	struct prov *pv = op->later.owner;
 	json_t *page = op->feed_page, *list, *jn, *jm, *e;
 	size_t i, n;
 
@@ -875,7 +834,7 @@ static void prov_changes_done(const struct http_response *r, enum http_outcome o
 			      void *ud)
 {
 	struct prov_op *op = ud;
-	struct prov *pv = op->pv;
+	struct prov *pv = op->later.owner;
 	provincial_changes_cb done = op->changes_done;
 	void *done_ud = op->ud;
 	enum conn_outcome co = conn_outcome_from_http(o);
@@ -942,19 +901,11 @@ static int prov_changes(struct conn *c, const char *cursor, provincial_changes_c
 	opt = c->opts;
 	cursor = cursor ? cursor : "";
 	if (strlen(cursor) > PROVINCIAL_MAX_CURSOR_BYTES) {
-		struct daemon *d = c->d;
-		if (!d || !d->ev)
-			return -EINVAL;
-		op = prov_op_new(pv, PROV_LOCAL);
-		op->changes_done = done;
-		op->ud = ud;
-		op->o = CONN_FAIL;
-		op->msg = xasprintf("changes: the cursor is %zu bytes long, more than %d",
-				    strlen(cursor), PROVINCIAL_MAX_CURSOR_BYTES);
-		rc = sd_event_add_defer(d->ev, &op->defer, prov_deferred, op);
-		if (rc < 0)
-			prov_op_free(op);
-		else
+		rc = prov_fail_later(
+			pv, NULL, done, ud,
+			xasprintf("changes: the cursor is %zu bytes long, more than %d",
+				  strlen(cursor), PROVINCIAL_MAX_CURSOR_BYTES));
+		if (rc == 0)
 			pv->changes_failed++;
 		return rc;
 	}
@@ -965,7 +916,7 @@ static int prov_changes(struct conn *c, const char *cursor, provincial_changes_c
 	free(esc);
 	r = prov_request(pv, "GET", path);
 	free(path);
-	op = prov_op_new(pv, PROV_CHANGES);
+	op = prov_op_new(pv);
 	op->changes_done = done;
 	op->ud = ud;
 	op->cursor = xstrdup(cursor);
@@ -1021,18 +972,8 @@ static void prov_free(struct conn *c)
 	struct prov *pv = c->priv;
 	if (!pv)
 		return;
-	/*
-	 * Local answers are cancelled here. Requests in flight are cancelled
-	 * when the core frees c->http after us; their callbacks find op->pv
-	 * NULL and only free the op.
-	 */
-	while (pv->ops) {
-		struct prov_op *op = pv->ops;
-		prov_op_unlink(op);
-		op->pv = NULL;
-		if (op->kind == PROV_LOCAL)
-			prov_op_free(op);
-	}
+	/* Requests in flight come back cancelled when the core frees c->http. */
+	conn_later_cancel_all(&pv->pending);
 	free(pv->field);
 	free(pv);
 	c->priv = NULL;

@@ -1,11 +1,14 @@
 /*
  * conn: connector instances: creation from a config section, reference
  * counting (a running flow keeps the instances it uses alive across a
- * reload), outcome bookkeeping and the status view.
+ * reload), outcome bookkeeping and the status view; and conn_later, the
+ * pending operations every connector keeps so that it answers from the loop
+ * and never after it was freed.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-event.h>
 
 #include "adapter.h"
 #include "connector.h"
@@ -197,4 +200,64 @@ json_t *conn_status_json(struct conn *c)
 			json_object_set_new(j, "detail", extra);
 	}
 	return j;
+}
+
+/* ---- pending operations ---------------------------------------------- */
+
+void conn_later_add(struct conn_later_list *list, struct conn_later *l, void *owner,
+		    conn_later_fn release)
+{
+	l->owner = owner;
+	l->release = release;
+	list_append(&list->ops, &l->node);
+}
+
+static int conn_later_run(sd_event_source *s, void *userdata)
+{
+	struct conn_later *l = userdata;
+
+	(void)s;
+	/* Off the list first: if fire frees the owner, its free must not find l. */
+	list_remove(&l->node);
+	l->fire(l);
+	l->defer = sd_event_source_unref(l->defer);
+	l->release(l);
+	return 0;
+}
+
+int conn_later_defer(struct conn_later *l, struct conn *c, conn_later_fn fire)
+{
+	sd_event_source *s = NULL;
+	int r;
+
+	if (!c || !c->d || !c->d->ev || l->defer)
+		return -EINVAL;
+	r = sd_event_add_defer(c->d->ev, &s, conn_later_run, l);
+	if (r < 0)
+		return r;
+	l->defer = s;
+	l->fire = fire;
+	return 0;
+}
+
+void conn_later_remove(struct conn_later *l)
+{
+	if (!l)
+		return;
+	list_remove(&l->node);
+	l->defer = sd_event_source_unref(l->defer);
+}
+
+void conn_later_cancel_all(struct conn_later_list *list)
+{
+	struct list_node *n;
+
+	while ((n = list_pop_front(&list->ops))) {
+		struct conn_later *l = list_entry(n, struct conn_later, node);
+		l->owner = NULL;
+		if (l->defer) {
+			l->defer = sd_event_source_unref(l->defer);
+			l->release(l);
+		}
+	}
 }

@@ -26,6 +26,7 @@
 
 #include "conf.h"
 #include "http.h"
+#include "list.h"
 #include "log.h"
 
 #define CONN_ABI_VERSION 1
@@ -155,5 +156,76 @@ const struct connector *conn_type_at(size_t i);
  */
 struct conf_errors;
 void conn_load_plugins(const char *dir, struct conf_errors *errs);
+
+/*
+ * Pending operations of a connector instance (conn_later).
+ *
+ * Every connector keeps two promises: a completion is called from the loop,
+ * never from inside the call that started the operation; and nothing is
+ * called back once the instance was freed (connector.free), although the
+ * requests it had in flight still come back, cancelled, when the core frees
+ * c->http and c->adapter after it.
+ *
+ * An operation that can outlive the call embeds a struct conn_later and is
+ * on a struct conn_later_list of its instance (a zeroed list is empty) from
+ * conn_later_add() until its free calls conn_later_remove():
+ *  - waiting for a request, its completion starts by reading l->owner: NULL
+ *    means the instance was freed and nobody waits, so the completion only
+ *    frees the operation;
+ *  - answered without a request (bad arguments, nothing to do, a result
+ *    settled locally), it is given to conn_later_defer(), and fire gives
+ *    the answer from the loop.
+ * The instance's free calls conn_later_cancel_all(): scheduled operations
+ * are released without being fired, the others are orphaned (owner NULL).
+ */
+struct conn_later;
+struct sd_event_source;
+
+/* fire: gives a scheduled answer. release: frees the operation embedding l. */
+typedef void (*conn_later_fn)(struct conn_later *l);
+
+struct conn_later {
+	struct list_node node;	       /* on the owner's list while it is pending */
+	void *owner;		       /* borrowed: the connector's state; NULL once freed */
+	struct sd_event_source *defer; /* owned: the scheduled answer, or NULL */
+	conn_later_fn fire;
+	conn_later_fn release;
+};
+
+struct conn_later_list {
+	struct list_head ops;
+};
+
+/* The operation of type `type` whose struct conn_later member `member` is at l. */
+#define conn_later_entry(l, type, member) list_entry(&(l)->node, type, member.node)
+
+/*
+ * Puts l (zeroed, embedded in an operation) on list, for owner (stored in
+ * l->owner, borrowed). release frees the operation: conn_later_cancel_all()
+ * and the loop (after fire) call it with l off its list and nothing
+ * scheduled, and it must not touch the owner.
+ */
+void conn_later_add(struct conn_later_list *list, struct conn_later *l, void *owner,
+		    conn_later_fn release);
+/*
+ * Schedules fire(l) on c's loop (c->d->ev), never from inside this call.
+ * When it runs, l is already off its list, so fire may free the owner (read
+ * l->owner before that); once fire returns, l is released: fire frees
+ * nothing of l. Returns 0, or negative with nothing scheduled and l as it
+ * was (the caller frees it): -EINVAL when c has no loop or l is scheduled
+ * already, else sd-event's error.
+ */
+int conn_later_defer(struct conn_later *l, struct conn *c, conn_later_fn fire);
+/*
+ * Takes l off its list and drops its scheduled answer, if any (fire is not
+ * called). For the operation's free; l may be on no list.
+ */
+void conn_later_remove(struct conn_later *l);
+/*
+ * For the instance's free: empties list. Scheduled operations are released
+ * without being fired; the others get owner NULL and stay alive, for their
+ * request's (cancelled) completion to free.
+ */
+void conn_later_cancel_all(struct conn_later_list *list);
 
 #endif
