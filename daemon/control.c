@@ -42,6 +42,7 @@
 
 #include "daemon.h"
 #include "flow.h"
+#include "flow_dossier.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -59,6 +60,12 @@
 #define CTL_READ_CHUNK (64 * 1024)
 /* The client call reads answers up to this size (a big status or report list). */
 #define CTL_CLIENT_MAX_ANSWER_BYTES (64u * 1024 * 1024)
+/* "uid:N", the actor of a changing command (audit trail, outbox records). */
+#define CTL_ACTOR_MAX 32
+/* Rows a listing (mismatches, dead letters, deadlines) gives without --limit. */
+#define CTL_LIST_DEFAULT 200
+/* late without --since: the dossiers finished late in this many days. */
+#define CTL_LATE_DEFAULT_DAYS 30
 
 struct ctl_client {
 	struct control *ctl;	      /* borrowed: the owner */
@@ -137,6 +144,16 @@ static const char *arg_string(json_t *args, const char *name, size_t pos)
 	if (!v)
 		v = json_array_get(json_object_get(args, "args"), pos);
 	return json_string_value(v);
+}
+
+/*
+ * Who runs a command, as the audit trail and the store's records (dead
+ * letters closed, dossiers held) name them: "uid:N". One text for both, so
+ * that an audit entry and the record it explains can be matched.
+ */
+static void peer_actor(const struct ctl_peer *peer, char *buf, size_t len)
+{
+	snprintf(buf, len, "uid:%d", peer->uid);
 }
 
 /* Finds the flow named in args.flow; on failure returns NULL with *r and *err. */
@@ -327,6 +344,16 @@ static struct store *need_store(struct daemon *d, char **err)
 	return d->store;
 }
 
+/* The status objects of the flows of type (their scheduling and last errors). */
+static json_t *flows_of_type(struct daemon *d, const char *type)
+{
+	json_t *flows = json_array();
+	for (size_t i = 0; i < d->n_flows; i++)
+		if (!strcmp(d->flows[i]->type->name, type))
+			json_array_append_new(flows, flow_status_json(d->flows[i]));
+	return flows;
+}
+
 static int cmd_procedures(struct daemon *d, const struct ctl_peer *peer, json_t *args,
 			  json_t **result, char **err)
 {
@@ -337,11 +364,7 @@ static int cmd_procedures(struct daemon *d, const struct ctl_peer *peer, json_t 
 	json_t *sum = store_proc_summary(s, 20);
 	if (!sum)
 		return view_result(NULL, "procedures", result, err);
-	json_t *flows = json_array();
-	for (size_t i = 0; i < d->n_flows; i++)
-		if (!strcmp(d->flows[i]->type->name, "catalog"))
-			json_array_append_new(flows, flow_status_json(d->flows[i]));
-	json_object_set_new(sum, "flows", flows);
+	json_object_set_new(sum, "flows", flows_of_type(d, "catalog"));
 	*result = sum;
 	return 0;
 }
@@ -389,6 +412,22 @@ static int64_t parse_day(const char *text)
 	return (int64_t)timegm(&tm) * 1000;
 }
 
+/* --limit N of a listing into *limit (left alone when absent); -EINVAL with *err. */
+static int arg_limit(json_t *args, unsigned *limit, char **err)
+{
+	const char *text = arg_string(args, "limit", SIZE_MAX);
+	if (!text)
+		return 0;
+	char *end;
+	long n = strtol(text, &end, 10);
+	if (!*text || *end || n < 1 || n > 100000) {
+		*err = xasprintf("limit '%s': expected 1 to 100000", text);
+		return -EINVAL;
+	}
+	*limit = (unsigned)n;
+	return 0;
+}
+
 static int cmd_mismatches(struct daemon *d, const struct ctl_peer *peer, json_t *args,
 			  json_t **result, char **err)
 {
@@ -402,23 +441,15 @@ static int cmd_mismatches(struct daemon *d, const struct ctl_peer *peer, json_t 
 		.agency = arg_string(args, "agency", SIZE_MAX),
 		.dossier = arg_string(args, "dossier", SIZE_MAX),
 		.key = arg_string(args, "key", SIZE_MAX),
-		.limit = 200,
+		.limit = CTL_LIST_DEFAULT,
 	};
 	const char *since = arg_string(args, "since", SIZE_MAX);
-	const char *limit = arg_string(args, "limit", SIZE_MAX);
 	if (since && (flt.since_ms = parse_day(since)) < 0) {
 		*err = xasprintf("since '%s': expected YYYY-MM-DD", since);
 		return -EINVAL;
 	}
-	if (limit) {
-		char *end;
-		long n = strtol(limit, &end, 10);
-		if (*end || n < 1 || n > 100000) {
-			*err = xasprintf("limit '%s': expected 1 to 100000", limit);
-			return -EINVAL;
-		}
-		flt.limit = (unsigned)n;
-	}
+	if (arg_limit(args, &flt.limit, err) < 0)
+		return -EINVAL;
 	static const char *const states[] = {"open", "acknowledged", "resolved", "waived"};
 	bool known = !flt.state;
 	for (size_t i = 0; i < LT_ARRAY_SIZE(states) && !known; i++)
@@ -461,6 +492,302 @@ static int cmd_mismatch(struct daemon *d, const struct ctl_peer *peer, json_t *a
 	return 0;
 }
 
+/* ---- the dossier outbox ---------------------------------------------- */
+
+/* The dossier code in args.mahoso; NULL with a usage error in *err. */
+static const char *arg_mahoso(json_t *args, const char *cmd, char **err)
+{
+	const char *m = arg_string(args, "mahoso", 0);
+	if (!m || !*m) {
+		*err = xasprintf("usage: %s MAHOSO (argument \"mahoso\" missing)", cmd);
+		return NULL;
+	}
+	if (strlen(m) > STORE_OUTBOX_KEY_MAX_BYTES) {
+		/* Not echoed: cut, it could end inside a character. */
+		*err = xasprintf("MAHOSO is longer than %d bytes: no dossier has such a code",
+				 STORE_OUTBOX_KEY_MAX_BYTES);
+		return NULL;
+	}
+	return m;
+}
+
+/* The dead letter id in args.id; 0 with a usage error in *err. */
+static int64_t arg_letter(json_t *args, const char *usage, char **err)
+{
+	const char *id = arg_string(args, "id", 0);
+	char *end = NULL;
+	long long n = id ? strtoll(id, &end, 10) : 0;
+	if (!id || !*id || *end || n <= 0) {
+		*err = xasprintf("usage: %s (ID: a number from lienthongctl deadletters)", usage);
+		return 0;
+	}
+	return n;
+}
+
+/* Adds "NAME_ms" and the ISO "NAME" of wall time ms to o, as the store's views have them. */
+static void put_time(json_t *o, const char *name, int64_t ms)
+{
+	char key[64], iso[40];
+	snprintf(key, sizeof(key), "%s_ms", name);
+	json_object_set_new(o, key, json_integer(ms));
+	json_object_set_new(o, name, json_string(fmt_time_iso(ms, iso, sizeof(iso))));
+}
+
+static int cmd_queue(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		     char **err)
+{
+	(void)peer, (void)args;
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	json_t *q = store_outbox_queue(s, now_wall_ms());
+	if (!q)
+		return view_result(NULL, "queue", result, err);
+	json_object_set_new(q, "flows", flows_of_type(d, "dossier"));
+	*result = q;
+	return 0;
+}
+
+static int cmd_dossier(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		       char **err)
+{
+	(void)peer;
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	const char *m = arg_mahoso(args, "dossier", err);
+	if (!m)
+		return -EINVAL;
+	json_t *o = NULL;
+	int r = store_outbox_dossier(s, m, &o);
+	if (r == 1) {
+		*err = xasprintf("no dossier %s", m);
+		return -ENOENT;
+	}
+	if (r < 0 || !o)
+		return view_result(NULL, "dossier", result, err);
+	*result = o;
+	return 0;
+}
+
+static int cmd_deadletters(struct daemon *d, const struct ctl_peer *peer, json_t *args,
+			   json_t **result, char **err)
+{
+	(void)peer;
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	const char *state = arg_string(args, "state", SIZE_MAX);
+	unsigned limit = CTL_LIST_DEFAULT;
+	if (state && strcmp(state, "dead") != 0 && strcmp(state, "retried") != 0 &&
+	    strcmp(state, "dropped") != 0) {
+		*err = xasprintf("state '%s': expected dead (open), retried or dropped", state);
+		return -EINVAL;
+	}
+	if (arg_limit(args, &limit, err) < 0)
+		return -EINVAL;
+	json_t *list = store_outbox_deadletters(s, state, limit);
+	if (!list)
+		return view_result(NULL, "dead letters", result, err);
+	/* The open ones in all, from the outbox counters: a footer for the listing. */
+	json_t *q = store_outbox_queue(s, now_wall_ms());
+	json_t *open = json_object_get(q, "dead_letters");
+	*result = json_pack("{s:o, s:O}", "dead_letters", list, "open", open ? open : json_null());
+	json_decref(q);
+	return 0;
+}
+
+static int cmd_retry(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		     char **err)
+{
+	static const char usage[] = "retry ID|--all";
+	const char *id = arg_string(args, "id", 0);
+	/* A client that knows only positional arguments sends "--all" as one. */
+	bool id_all = id && !strcmp(id, "--all");
+	bool all = json_is_true(json_object_get(args, "all")) || id_all;
+	char actor[CTL_ACTOR_MAX], *why = NULL;
+	unsigned retried = 0, still_dead = 0;
+	int64_t letter = 0;
+
+	if (!need_store(d, err))
+		return -EIO;
+	if (all && id && !id_all) {
+		*err = xasprintf("usage: %s (an ID or --all, not both)", usage);
+		return -EINVAL;
+	}
+	if (!all && (letter = arg_letter(args, usage, err)) == 0)
+		return -EINVAL;
+	peer_actor(peer, actor, sizeof(actor));
+	int r = flow_dossier_retry(d, letter, actor, &retried, &still_dead, &why);
+	if (r == 0 || (r == 1 && all)) {
+		json_t *o = json_object();
+		json_object_set_new(o, "letter", letter ? json_integer(letter) : json_null());
+		json_object_set_new(o, "all", json_boolean(all));
+		json_object_set_new(o, "retried", json_integer(retried));
+		json_object_set_new(o, "still_dead", json_integer(still_dead));
+		json_object_set_new(o, "reason", why ? json_string(why) : json_null());
+		json_object_set_new(o, "by", json_string(actor));
+		free(why);
+		*result = o;
+		return 0;
+	}
+	if (r == 1) {
+		*err = xasprintf("dead letter %lld is not open (already retried or dropped)",
+				 (long long)letter);
+		r = -EALREADY;
+	} else if (r == -ENOENT) {
+		*err = xasprintf("no dead letter %lld", (long long)letter);
+	} else if (why) {
+		/* The flow's own sentence: which letter, and why it still does not map. */
+		*err = why;
+		why = NULL;
+	} else if (letter) {
+		*err = xasprintf("dead letter %lld not retried: %s", (long long)letter,
+				 strerror(-r));
+	} else {
+		*err = xasprintf("dead letters not retried: %s", strerror(-r));
+	}
+	free(why);
+	return r < 0 ? r : -EIO;
+}
+
+static int cmd_drop(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		    char **err)
+{
+	static const char usage[] = "drop ID --reason TEXT";
+	const char *reason = arg_string(args, "reason", 1);
+	char actor[CTL_ACTOR_MAX];
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	int64_t letter = arg_letter(args, usage, err);
+	if (!letter)
+		return -EINVAL;
+	if (!reason || !reason[strspn(reason, " \t\r\n")]) {
+		*err = xasprintf("usage: %s (the reason is required: it is kept with the letter "
+				 "and in the audit trail)",
+				 usage);
+		return -EINVAL;
+	}
+	peer_actor(peer, actor, sizeof(actor));
+	int r = store_outbox_drop(s, letter, actor, reason, now_wall_ms());
+	if (r == 0) {
+		*result = json_pack("{s:I, s:s, s:s, s:s}", "letter", (json_int_t)letter, "state",
+				    "dropped", "by", actor, "reason", reason);
+		return *result ? 0 : view_result(NULL, "drop", result, err);
+	}
+	if (r == 1) {
+		*err = xasprintf("dead letter %lld is not open (already retried or dropped)",
+				 (long long)letter);
+		return -EALREADY;
+	}
+	if (r == -ENOENT)
+		*err = xasprintf("no dead letter %lld", (long long)letter);
+	else
+		*err = xasprintf("cannot drop dead letter %lld: %s", (long long)letter,
+				 strerror(-r));
+	return r < 0 ? r : -EIO;
+}
+
+/* The outbox state of dossier mahoso after a hold or release ("active", "held", "dead"). */
+static json_t *dossier_state(struct store *s, const char *mahoso)
+{
+	json_t *o = NULL, *state;
+	if (store_outbox_dossier(s, mahoso, &o) != 0)
+		return json_null();
+	state = json_incref(json_object_get(o, "state"));
+	json_decref(o);
+	return state ? state : json_null();
+}
+
+static int cmd_hold_release(struct daemon *d, const struct ctl_peer *peer, json_t *args, bool hold,
+			    json_t **result, char **err)
+{
+	const char *cmd = hold ? "hold" : "release";
+	char actor[CTL_ACTOR_MAX];
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	const char *m = arg_mahoso(args, cmd, err);
+	if (!m)
+		return -EINVAL;
+	peer_actor(peer, actor, sizeof(actor));
+	int r = hold ? store_outbox_hold(s, m, actor, now_wall_ms())
+		     : store_outbox_release(s, m, actor, now_wall_ms());
+	if (r == 0) {
+		*result = json_pack("{s:s, s:o, s:s}", "mahoso", m, "state", dossier_state(s, m),
+				    "by", actor);
+		return *result ? 0 : view_result(NULL, cmd, result, err);
+	}
+	if (r == 1) {
+		*err = hold ? xasprintf("dossier %s is already held", m)
+			    : xasprintf("dossier %s is not held", m);
+		return -EALREADY;
+	}
+	if (r == -ENOENT)
+		*err = xasprintf("no dossier %s", m);
+	else
+		*err = xasprintf("cannot %s dossier %s: %s", cmd, m, strerror(-r));
+	return r < 0 ? r : -EIO;
+}
+
+static int cmd_hold(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		    char **err)
+{
+	return cmd_hold_release(d, peer, args, true, result, err);
+}
+
+static int cmd_release(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		       char **err)
+{
+	return cmd_hold_release(d, peer, args, false, result, err);
+}
+
+static int cmd_overdue(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		       char **err)
+{
+	(void)peer;
+	unsigned limit = CTL_LIST_DEFAULT;
+	int64_t now = now_wall_ms();
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	if (arg_limit(args, &limit, err) < 0)
+		return -EINVAL;
+	json_t *list = store_outbox_overdue(s, now, limit);
+	if (!list)
+		return view_result(NULL, "overdue", result, err);
+	json_t *o = json_pack("{s:o, s:I}", "overdue", list, "limit", (json_int_t)limit);
+	put_time(o, "at", now);
+	*result = o;
+	return 0;
+}
+
+static int cmd_late(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		    char **err)
+{
+	(void)peer;
+	unsigned limit = CTL_LIST_DEFAULT;
+	int64_t since_ms = now_wall_ms() - (int64_t)CTL_LATE_DEFAULT_DAYS * 86400 * 1000;
+	const char *since = arg_string(args, "since", SIZE_MAX);
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	if (since && (since_ms = parse_day(since)) < 0) {
+		*err = xasprintf("since '%s': expected YYYY-MM-DD", since);
+		return -EINVAL;
+	}
+	if (arg_limit(args, &limit, err) < 0)
+		return -EINVAL;
+	json_t *list = store_outbox_late(s, since_ms, limit);
+	if (!list)
+		return view_result(NULL, "late", result, err);
+	json_t *o = json_pack("{s:o, s:I}", "late", list, "limit", (json_int_t)limit);
+	put_time(o, "since", since_ms);
+	*result = o;
+	return 0;
+}
+
 const struct ctl_command ctl_commands[] = {
 	{"help", CTL_READ, cmd_help, "help", "List the commands and who may run them."},
 	{"version", CTL_READ, cmd_version, "version",
@@ -488,6 +815,24 @@ const struct ctl_command ctl_commands[] = {
 	 "The mismatch log, newest first; KIND may end in .* (catalog.*)."},
 	{"mismatch", CTL_READ, cmd_mismatch, "mismatch ID",
 	 "One mismatch with both values, the raw record and its history."},
+	{"queue", CTL_READ, cmd_queue, "queue",
+	 "The dossier outbox: depth, oldest waiting work, dossiers by state and by failure."},
+	{"dossier", CTL_READ, cmd_dossier, "dossier MAHOSO",
+	 "One dossier: its state, the timeline of what happened to it, its rows, dead letters."},
+	{"deadletters", CTL_READ, cmd_deadletters, "deadletters [--state STATE] [--limit N]",
+	 "Dead letters of the dossier flow, newest first; STATE dead (open), retried, dropped."},
+	{"overdue", CTL_READ, cmd_overdue, "overdue [--limit N]",
+	 "Dossiers past their due date and not finished, most overdue first."},
+	{"late", CTL_READ, cmd_late, "late [--since DATE] [--limit N]",
+	 "Dossiers finished after their due date, since DATE (default: 30 days ago)."},
+	{"retry", CTL_WRITE, cmd_retry, "retry ID|--all",
+	 "Send a dead letter again (a change is mapped again first), or every open one."},
+	{"drop", CTL_WRITE, cmd_drop, "drop ID --reason TEXT",
+	 "Give up on a dead letter for good; the reason is kept and audited."},
+	{"hold", CTL_WRITE, cmd_hold, "hold MAHOSO",
+	 "Send nothing more of a dossier until released; its changes still queue."},
+	{"release", CTL_WRITE, cmd_release, "release MAHOSO",
+	 "Let a held dossier's queued changes go out."},
 	{.name = NULL},
 };
 
@@ -504,21 +849,24 @@ static const struct ctl_command *command_find(const char *name)
 /* The thing a changing command acts on, for the audit trail. */
 static const char *audit_target(json_t *args)
 {
-	static const char *const keys[] = {"flow", "connector", "target", "id"};
+	static const char *const keys[] = {"flow", "connector", "target", "id", "mahoso"};
 	for (size_t i = 0; i < LT_ARRAY_SIZE(keys); i++) {
 		const char *s = json_string_value(json_object_get(args, keys[i]));
 		if (s)
 			return s;
 	}
 	const char *s = json_string_value(json_array_get(json_object_get(args, "args"), 0));
-	return s ? s : "";
+	if (s)
+		return s;
+	/* retry --all acts on every open dead letter. */
+	return json_is_true(json_object_get(args, "all")) ? "all" : "";
 }
 
 static void audit(struct daemon *d, const struct ctl_peer *peer, const char *cmd, json_t *args)
 {
-	char actor[32];
+	char actor[CTL_ACTOR_MAX];
 	const char *target = audit_target(args);
-	snprintf(actor, sizeof(actor), "uid:%d", peer->uid);
+	peer_actor(peer, actor, sizeof(actor));
 	log_info("control: uid %d (pid %d) runs '%s'%s%.64s", peer->uid, peer->pid, cmd,
 		 *target ? " on " : "", target);
 	if (!d->store)

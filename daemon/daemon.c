@@ -483,6 +483,7 @@ int daemon_reload(struct daemon *d, json_t **errors)
 		flows[i]->last_ok_ms = old->last_ok_ms;
 		flows[i]->last_err_ms = old->last_err_ms;
 		flows[i]->last_duration_us = old->last_duration_us;
+		flows[i]->latency = old->latency;
 		flows[i]->last_err = old->last_err ? xstrdup(old->last_err) : NULL;
 		flows[i]->last_summary = old->last_summary ? xstrdup(old->last_summary) : NULL;
 	}

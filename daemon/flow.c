@@ -8,6 +8,7 @@
  * `resume` schedules again. A pass is recorded in the store's run table.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,21 @@ void flow_count(struct flow *f, uint64_t ok, uint64_t failed)
 	f->items_failed += failed;
 }
 
+const double flow_latency_bounds_s[FLOW_LATENCY_BUCKETS] = {
+	0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, INFINITY,
+};
+
+void flow_latency_add(struct flow *f, double seconds)
+{
+	size_t k = 0;
+	if (!(seconds > 0))
+		seconds = 0;
+	while (k < FLOW_LATENCY_BUCKETS - 1 && seconds > flow_latency_bounds_s[k])
+		k++;
+	f->latency.count[k]++;
+	f->latency.sum_s += seconds;
+}
+
 void flow_finish(struct flow *f, enum conn_outcome o, const char *fmt, ...)
 {
 	struct daemon *d = f->d;
@@ -238,9 +254,11 @@ void flow_finish(struct flow *f, enum conn_outcome o, const char *fmt, ...)
 		f->last_err_ms = f->last_end_ms;
 		free(f->last_err);
 		f->last_err = xstrdup(summary);
-		log_fields(LOG_WARNING, fields, "pass %s after %.3f s: %s",
-			   o == CONN_RETRY ? "incomplete, will retry" : "failed",
-			   (double)f->last_duration_us / 1e6, summary);
+		log_fields(LOG_WARNING, fields, "pass %s after %.3f s (%s): %s",
+			   o == CONN_RETRY ? "incomplete" : "failed",
+			   (double)f->last_duration_us / 1e6,
+			   o == CONN_RETRY ? "the next pass tries again" : "look at the cause",
+			   summary);
 	}
 	free(flow_field);
 	if (d->store && f->run_id > 0) {

@@ -41,6 +41,20 @@ struct flow_type {
 	void (*stop)(struct flow *f);
 	/* Optional: extra fields for status (new ref). */
 	json_t *(*status)(struct flow *f);
+	/* Optional: help text of the flow's end-to-end latency histogram
+	 * (struct flow.latency, metric lienthong_flow_latency_seconds); NULL =
+	 * the type keeps none. */
+	const char *latency_help;
+};
+
+/* Upper bounds (seconds) of the latency histogram's buckets; the last is +Inf. */
+#define FLOW_LATENCY_BUCKETS 13
+extern const double flow_latency_bounds_s[FLOW_LATENCY_BUCKETS];
+
+/* A latency histogram (counts per bucket, not cumulative). */
+struct flow_latency {
+	uint64_t count[FLOW_LATENCY_BUCKETS];
+	double sum_s;
 };
 
 enum flow_state {
@@ -73,6 +87,7 @@ struct flow {
 	uint64_t pass_items_ok, pass_items_failed;
 	uint64_t pass_start_us; /* CLOCK_MONOTONIC start of the current pass */
 	uint64_t last_duration_us;
+	struct flow_latency latency;   /* kept by types with latency_help */
 	struct sd_event_source *timer; /* owned */
 	unsigned refs;
 };
@@ -97,6 +112,8 @@ void flow_stop(struct flow *f);
 
 /* Counts records handled in the current pass. */
 void flow_count(struct flow *f, uint64_t ok, uint64_t failed);
+/* Adds one observation of seconds (clamped at 0) to f->latency. */
+void flow_latency_add(struct flow *f, double seconds);
 /*
  * Ends the current pass: records the run in the store, updates state and
  * reschedules. o is CONN_OK or a failure; summary is a one-line text.

@@ -133,6 +133,41 @@ static char *utf8_case(const char *s, bool upper)
 	return out;
 }
 
+/*
+ * Whether valid UTF-8 s is certainly its own NFC without asking utf8proc
+ * (a tenth of the cost): every code point is one that NFC leaves alone
+ * and that no neighbour composes with — U+0000..U+02FF (Latin, Latin-1,
+ * Extended-A/B, IPA, spacing modifiers; combining marks begin at U+0300),
+ * U+1E00..U+1EFF (Latin Extended Additional: Vietnamese's precomposed
+ * letters) and U+2010..U+2027 (dashes, quotes, ellipsis). Vietnamese text
+ * as systems store it is all of these; anything else goes the long way.
+ */
+static bool nfc_stable(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	while (*u) {
+		uint32_t cp;
+		if (u[0] < 0x80) {
+			u++;
+			continue;
+		}
+		if ((u[0] & 0xe0) == 0xc0) {
+			cp = ((uint32_t)(u[0] & 0x1f) << 6) | (u[1] & 0x3f);
+			u += 2;
+		} else if ((u[0] & 0xf0) == 0xe0) {
+			cp = ((uint32_t)(u[0] & 0x0f) << 12) | ((uint32_t)(u[1] & 0x3f) << 6) |
+			     (u[2] & 0x3f);
+			u += 3;
+		} else {
+			return false;
+		}
+		if (!(cp < 0x300 || (cp >= 0x1e00 && cp <= 0x1eff) ||
+		      (cp >= 0x2010 && cp <= 0x2027)))
+			return false;
+	}
+	return true;
+}
+
 char *map_nfc(const char *utf8)
 {
 	if (!utf8)
@@ -144,6 +179,8 @@ char *map_nfc(const char *utf8)
 		return xstrdup(utf8);
 	if (!utf8_valid(p, strlen(p)))
 		return NULL;
+	if (nfc_stable(p))
+		return xstrdup(utf8);
 	/* utf8proc allocates with malloc(), so the caller's free() matches. It
 	 * fails only on memory exhaustion here; that is reported as text it
 	 * cannot normalise rather than aborting on a record's content. */

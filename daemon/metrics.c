@@ -319,6 +319,60 @@ static void http_histogram(struct dynbuf *b, struct daemon *d)
 	}
 }
 
+static void flow_histogram(struct dynbuf *b, struct daemon *d)
+{
+	static const char name[] = "lienthong_flow_latency_seconds";
+	bool any = false;
+	for (size_t i = 0; i < d->n_flows; i++) {
+		const struct flow *f = d->flows[i];
+		uint64_t cum = 0;
+		if (!f->type || !f->type->latency_help)
+			continue;
+		if (!any)
+			family(b, name, "histogram",
+			       "End-to-end latency of the items a flow delivers (dossier: from the "
+			       "change read from the province to the portal's acknowledgement).");
+		any = true;
+		for (size_t k = 0; k < FLOW_LATENCY_BUCKETS; k++) {
+			char le[32];
+			cum += f->latency.count[k];
+			if (isinf(flow_latency_bounds_s[k]))
+				snprintf(le, sizeof(le), "+Inf");
+			else
+				snprintf(le, sizeof(le), "%g", flow_latency_bounds_s[k]);
+			sample_kv(b, "lienthong_flow_latency_seconds_bucket", (double)cum,
+				  LABELS("flow", f->name, "le", le));
+		}
+		sample_kv(b, "lienthong_flow_latency_seconds_sum", f->latency.sum_s,
+			  LABELS("flow", f->name));
+		sample_kv(b, "lienthong_flow_latency_seconds_count", (double)cum,
+			  LABELS("flow", f->name));
+	}
+}
+
+/* The dossier outbox, from its counters (no scan). */
+static void outbox_metrics(struct dynbuf *b, struct daemon *d)
+{
+	json_t *q = store_outbox_queue(d->store, now_wall_ms());
+	if (!q)
+		return;
+	single(b, "lienthong_outbox_dossiers_waiting", "gauge",
+	       "Dossiers with changes not yet acknowledged by the national portal.",
+	       json_number_value(json_object_get(q, "depth")));
+	family(b, "lienthong_outbox_rows", "gauge", "Progress rows in the outbox, by state.");
+	sample_kv(b, "lienthong_outbox_rows", json_number_value(json_object_get(q, "rows_pending")),
+		  LABELS("state", "pending"));
+	sample_kv(b, "lienthong_outbox_rows", json_number_value(json_object_get(q, "rows_sending")),
+		  LABELS("state", "sending"));
+	single(b, "lienthong_outbox_oldest_age_seconds", "gauge",
+	       "How long the longest-waiting dossier has had work not acknowledged (0 when none).",
+	       json_number_value(json_object_get(q, "oldest_age_s")));
+	single(b, "lienthong_outbox_dead_letters", "gauge",
+	       "Dead letters waiting for an operator (retry or drop).",
+	       json_number_value(json_object_get(q, "dead_letters")));
+	json_decref(q);
+}
+
 static void store_metrics(struct dynbuf *b, struct daemon *d)
 {
 	single(b, "lienthong_store_healthy", "gauge",
@@ -339,6 +393,7 @@ static void store_metrics(struct dynbuf *b, struct daemon *d)
 		}
 	}
 	json_decref(counts);
+	outbox_metrics(b, d);
 }
 
 char *daemon_metrics_text(struct daemon *d)
@@ -365,6 +420,7 @@ char *daemon_metrics_text(struct daemon *d)
 		      http_conns(d) ? d->n_conns : 0, http_object);
 	http_histogram(&b, d);
 	table_metrics(&b, d, flow_metrics, LT_ARRAY_SIZE(flow_metrics), d->n_flows, flow_object);
+	flow_histogram(&b, d);
 
 	return dynbuf_steal(&b, NULL);
 }

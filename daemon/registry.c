@@ -27,6 +27,7 @@ extern const struct connector conn_provincial;
 extern const struct connector conn_dvcqg;
 extern const struct flow_type flow_relay;
 extern const struct flow_type flow_catalog;
+extern const struct flow_type flow_dossier;
 
 static const struct connector *const builtin_connectors[] = {
 	&conn_files, &conn_adapter, &conn_csdl, &conn_provincial, &conn_dvcqg, NULL,
@@ -35,6 +36,7 @@ static const struct connector *const builtin_connectors[] = {
 static const struct flow_type *const builtin_flows[] = {
 	&flow_relay,
 	&flow_catalog,
+	&flow_dossier,
 	NULL,
 };
 

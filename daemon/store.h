@@ -314,7 +314,8 @@ int store_outbox_enqueue(struct store *s, const struct store_outbox_change *c,
  *    "header": the header, parsed — present only when header_version >
  *        header_sent_version: it must then be sent (and acknowledged)
  *        before any of the rows,
- *    "progress": [{"id", "seq", "row" (parsed)}] its first pending rows in
+ *    "progress": [{"id", "seq", "row" (parsed), "created_ms" (the change's
+ *        seen_ms)}] its first pending rows in
  *        enqueue order, at most max_rows_per_dossier (capped at
  *        STORE_OUTBOX_DUE_ROWS_MAX; 0 gives [])}.
  * The header is not marked in flight: the caller must not send a dossier
@@ -323,6 +324,26 @@ int store_outbox_enqueue(struct store *s, const struct store_outbox_change *c,
  */
 json_t *store_outbox_due(struct store *s, int64_t now_ms, unsigned max_dossiers,
 			 unsigned max_rows_per_dossier);
+/* What store_outbox_due_ex() hands out. */
+struct store_outbox_due_opts {
+	unsigned max_dossiers;	       /* capped at STORE_OUTBOX_DUE_MAX; 0 gives [] */
+	unsigned max_rows_per_dossier; /* capped at STORE_OUTBOX_DUE_ROWS_MAX */
+	/* Stop once this many headers and rows are handed out (the last
+	 * dossier's rows are cut to fit); 0 = no such bound. */
+	unsigned max_items;
+	/* false: no rows for a dossier whose header goes out as a create
+	 * (portal_state not "present"): the portal takes its rows only once
+	 * it has the dossier, so they are not read for nothing. */
+	bool rows_after_create;
+	/* Dossiers for which skip() says true are left out before anything of
+	 * them is read, and not counted (those whose header the caller has in
+	 * flight); at most STORE_OUTBOX_DUE_SKIP_MAX per call. May be NULL. */
+	bool (*skip)(const char *mahoso, void *ud);
+	void *ud;
+};
+#define STORE_OUTBOX_DUE_SKIP_MAX 20000
+/* As store_outbox_due(), bounded as o says. */
+json_t *store_outbox_due_ex(struct store *s, int64_t now_ms, const struct store_outbox_due_opts *o);
 
 /*
  * Marks rows pending -> sending in batch (the caller's number, kept with

@@ -97,7 +97,7 @@ static const char *const ob_sql[STO__COUNT] = {
 		    "NULL) FROM dossiers INDEXED BY dossiers_due WHERE has_work = 1 AND "
 		    "state = 'active' AND next_attempt_ms <= ?1 AND rows_sending = 0 "
 		    "ORDER BY next_attempt_ms LIMIT ?2",
-	[STO_DUE_ROWS] = "SELECT id, seq, row FROM progress WHERE dossier_id = ?1 AND "
+	[STO_DUE_ROWS] = "SELECT id, seq, row, created_ms FROM progress WHERE dossier_id = ?1 AND "
 			 "state = 'pending' ORDER BY id LIMIT ?2",
 
 	/*
@@ -709,6 +709,7 @@ static int due_rows(struct store *s, int64_t dossier, unsigned max_rows, json_t 
 			store_json_put(o, "id", json_integer(sqlite3_column_int64(st, 0)));
 			store_json_put(o, "seq", json_integer(sqlite3_column_int64(st, 1)));
 			store_json_put(o, "row", column_parsed(st, 2, "progress row"));
+			store_json_put(o, "created_ms", json_integer(sqlite3_column_int64(st, 3)));
 			append(a, o);
 		}
 	}
@@ -720,40 +721,65 @@ static int due_rows(struct store *s, int64_t dossier, unsigned max_rows, json_t 
 json_t *store_outbox_due(struct store *s, int64_t now_ms, unsigned max_dossiers,
 			 unsigned max_rows_per_dossier)
 {
+	struct store_outbox_due_opts o = {
+		.max_dossiers = max_dossiers,
+		.max_rows_per_dossier = max_rows_per_dossier,
+		.rows_after_create = true,
+	};
+	return store_outbox_due_ex(s, now_ms, &o);
+}
+
+json_t *store_outbox_due_ex(struct store *s, int64_t now_ms, const struct store_outbox_due_opts *o)
+{
 	const char *op = "reading the due dossiers";
 	sqlite3_stmt *st = s->ob[STO_DUE];
 	json_t *a = new_array();
 	int rc, r = 0;
-	unsigned max_rows = LT_MIN(max_rows_per_dossier, STORE_OUTBOX_DUE_ROWS_MAX);
+	unsigned n = 0, max_dossiers = LT_MIN(o->max_dossiers, STORE_OUTBOX_DUE_MAX);
+	unsigned max_rows = LT_MIN(o->max_rows_per_dossier, STORE_OUTBOX_DUE_ROWS_MAX);
+	uint64_t items = 0, max_items = o->max_items ? o->max_items : UINT64_MAX;
 	if (max_dossiers == 0)
 		return a;
 	rc = sqlite3_bind_int64(st, 1, now_ms);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 2, LT_MIN(max_dossiers, STORE_OUTBOX_DUE_MAX));
+		rc = sqlite3_bind_int64(
+			st, 2, (int64_t)max_dossiers + (o->skip ? STORE_OUTBOX_DUE_SKIP_MAX : 0));
 	if (rc == SQLITE_OK) {
-		while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		while (r == 0 && n < max_dossiers && items < max_items &&
+		       (rc = sqlite3_step(st)) == SQLITE_ROW) {
 			int64_t pending = sqlite3_column_int64(st, 6);
-			json_t *o = new_object(), *rows = new_array();
-			store_json_put(o, "mahoso",
+			const char *state = (const char *)sqlite3_column_text(st, 4);
+			bool header = sqlite3_column_type(st, 7) != SQLITE_NULL;
+			if (o->skip && o->skip((const char *)sqlite3_column_text(st, 1), o->ud))
+				continue;
+			n++;
+			json_t *d = new_object(), *rows = new_array();
+			store_json_put(d, "mahoso",
 				       store_json_text(sqlite3_column_text(st, 1),
 						       (size_t)sqlite3_column_bytes(st, 1)));
-			store_json_put(o, "header_version",
+			store_json_put(d, "header_version",
 				       json_integer(sqlite3_column_int64(st, 2)));
-			store_json_put(o, "header_sent_version",
+			store_json_put(d, "header_sent_version",
 				       json_integer(sqlite3_column_int64(st, 3)));
-			store_json_put(o, "portal_state",
-				       json_string((const char *)sqlite3_column_text(st, 4)));
-			store_json_put(o, "attempts", json_integer(sqlite3_column_int64(st, 5)));
-			store_json_put(o, "rows_pending", json_integer(pending));
-			if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-				store_json_put(o, "header", column_parsed(st, 7, "header"));
-			if (max_rows > 0 && pending > 0)
-				r = due_rows(s, sqlite3_column_int64(st, 0), max_rows, rows);
-			store_json_put(o, "progress", rows);
-			append(a, o);
+			store_json_put(d, "portal_state", json_string(state));
+			store_json_put(d, "attempts", json_integer(sqlite3_column_int64(st, 5)));
+			store_json_put(d, "rows_pending", json_integer(pending));
+			if (header) {
+				store_json_put(d, "header", column_parsed(st, 7, "header"));
+				items++;
+			}
+			bool create = header && !(state && !strcmp(state, "present"));
+			uint64_t room = max_items - items;
+			unsigned want = (unsigned)LT_MIN((uint64_t)max_rows, room);
+			if (want > 0 && pending > 0 && (o->rows_after_create || !create)) {
+				r = due_rows(s, sqlite3_column_int64(st, 0), want, rows);
+				items += json_array_size(rows);
+			}
+			store_json_put(d, "progress", rows);
+			append(a, d);
 		}
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
 		r = store_fail(s, st, rc, op);
 	store_stmt_done(st);
 	if (r < 0) {

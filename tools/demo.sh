@@ -91,6 +91,23 @@ target = province
 interval = 15m
 full_interval = 1d
 run_at_start = true
+
+# The dossier flow: a generated day of dossiers (1,000 received, each walking
+# through its statuses) from the provincial change feed to the national
+# public service portal (both simulated), through the durable outbox.
+[connector.portal]
+type = dvcqg
+url = $url
+username = lienthong
+password = $dir/adapter.password
+madonvi = 000.00.00.H31
+
+[flow.dossier]
+source = province
+target = portal
+interval = 1s
+run_at_start = true
+deadline_interval = 2s
 CONF
 
 echo "== the dossier files waiting in the drop folder"
@@ -111,8 +128,11 @@ d_pid=$!
 wait_for "$dir/control.sock" 10
 ctl() { "$bin/lienthongctl" --socket "$dir/control.sock" "$@"; }
 
-passes_done() { # every flow has ended one pass
-	ctl --json status | jq -e '[.flows[] | .runs_ok + .runs_failed] | all(. >= 1)' >/dev/null 2>&1
+passes_done() { # every flow has ended one pass; the dossier flow, which runs on, is caught up
+	ctl --json status | jq -e '[.flows[] | select(.type != "dossier") | .runs_ok + .runs_failed] | all(. >= 1)' >/dev/null 2>&1 &&
+		ctl --json status | jq -e '.flows[] | select(.type == "dossier") |
+			.detail.pass.caught_up and .detail.queue.depth == 0 and .detail.queue.rows_pending == 0 and .detail.pass.changes > 0' >/dev/null 2>&1 &&
+		ctl --json mismatches --kind dossier.overdue --limit 1 | jq -e '.mismatches | length > 0' >/dev/null 2>&1
 }
 i=0
 while ! passes_done; do
@@ -139,6 +159,22 @@ echo "== catalogue mismatches found (lienthongctl mismatches --kind 'catalog.*')
 ctl --json mismatches --kind 'catalog.*' --limit 1000 |
 	jq -r '.mismatches | group_by(.kind) | .[] | "\(.[0].kind): \(length)"'
 ctl mismatches --kind 'catalog.*' --limit 12
+echo
+echo "== dossiers: what the simulated national portal received (GET /_sim/portal/stats)"
+curl -s "$url/_sim/feed" | jq -r '"the provincial feed holds \(.changes) changes of \(.dossiers) dossiers"'
+curl -s "$url/_sim/portal/stats" |
+	jq -r '"the portal holds \(.dossiers) dossiers (\(.creates) created, \(.updates) updated) and \(.progress_rows) progress rows; rows received twice: \(.duplicates)"'
+ctl --json status | jq -r '.flows[] | select(.type == "dossier") | "outbox: \(.detail.queue.depth) dossiers waiting, \(.detail.queue.dead_letters) dead letters"'
+m=$(curl -s "$url/provincial/api/v1/ho-so/thay-doi?limit=1" -H 'Authorization: Bearer provincial-secret-token' | jq -r '.items[0].maHoSo')
+echo
+echo "== one dossier on the portal: $m (GET /_sim/portal/dossier)"
+curl -s "$url/_sim/portal/dossier?mahoso=$m" |
+	jq -r '"status \(.header.TrangThaiHoSo), headers received \(.headers_received)", (.progress[] | "  \(.ThoiDiemXuLy)  status \(.TrangThai)  \(.NoiDungXuLy // "")")'
+echo
+echo "== overdue dossiers: the province owes an apology letter (lienthongctl mismatches --kind dossier.overdue)"
+ctl --json mismatches --kind 'dossier.*' --limit 100000 |
+	jq -r '.mismatches | group_by(.kind) | .[] | "\(.[0].kind): \(length)"'
+ctl mismatches --kind dossier.overdue --limit 5
 echo
 echo "== stopping"
 kill -TERM "$d_pid"

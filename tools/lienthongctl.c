@@ -4,14 +4,15 @@
  *   lienthongctl [--socket PATH] [--json] [--iso] [--timeout SECONDS] COMMAND [ARGS...]
  *
  * It sends one request and prints the answer: readable text by default
- * (tables for status, connectors, procedures and mismatches, with column
- * widths counted in characters because names and errors are Vietnamese), the
- * JSON result with --json for scripts. The command list, usages, argument
- * and option names come from the daemon's ctl_commands table, so help and
- * argument mapping cannot drift from the server: "mismatches [--kind KIND]"
- * makes --kind VALUE (or --kind=VALUE) the argument "kind". Commands this
- * client does not know are still sent (a newer daemon may know them) with
- * their arguments as {"args":[...]}.
+ * (tables for status, connectors, procedures, mismatches and the dossier
+ * outbox, with column widths counted in characters because names and errors
+ * are Vietnamese), the JSON result with --json for scripts. The command
+ * list, usages, argument and option names come from the daemon's
+ * ctl_commands table, so help and argument mapping cannot drift from the
+ * server: "mismatches [--kind KIND]" makes --kind VALUE (or --kind=VALUE)
+ * the argument "kind", and "retry ID|--all" wants exactly one of "id" and
+ * "all" (true). Commands this client does not know are still sent (a newer
+ * daemon may know them) with their arguments as {"args":[...]}.
  *
  * Exit status: 0 ok, 1 the daemon answered that the command failed, 2 usage
  * error, 3 the daemon is unreachable or did not speak the protocol.
@@ -1348,6 +1349,516 @@ static void print_mismatch(json_t *r)
 	free(summary);
 }
 
+/* ---- the dossier outbox ------------------------------------------------- */
+
+/* TrangThaiHoSo, the national dossier status codes (dvcqg-trangthaihoso-codes.csv). */
+static const char *const status_names[] = {
+	[1] = "Mới đăng ký",
+	[2] = "Được tiếp nhận",
+	[3] = "Không được tiếp nhận",
+	[4] = "Đang xử lý",
+	[5] = "Yêu cầu bổ sung giấy tờ",
+	[6] = "Yêu cầu thực hiện nghĩa vụ tài chính",
+	[7] = "Công dân yêu cầu rút hồ sơ",
+	[8] = "Dừng xử lý",
+	[9] = "Đã xử lý xong",
+	[10] = "Đã trả kết quả",
+};
+
+/* "4 Đang xử lý" of a status member (number or numeric text), or "-". */
+static char *status_text(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	long long n = json_is_integer(v)  ? json_integer_value(v)
+		      : json_is_string(v) ? strtoll(json_string_value(v), NULL, 10)
+					  : 0;
+	if (n >= 1 && n < (long long)LT_ARRAY_SIZE(status_names))
+		return xasprintf("%lld %s", n, status_names[n]);
+	return cell_str(o, key);
+}
+
+/*
+ * A time of a timeline as the office reads it: local time to the second
+ * ("2026-11-27 14:03:12"; the zone is said once, see zone_text), or ISO UTC
+ * with --iso; "-" when unset.
+ */
+static char *local_time(json_t *v)
+{
+	char buf[40];
+	struct tm tm;
+	int64_t t;
+	if (!json_time(v, &t))
+		return xstrdup("-");
+	time_t tt = (time_t)t;
+	if (opt_iso || !localtime_r(&tt, &tm) ||
+	    !strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm))
+		return fmt_iso(t);
+	return xstrdup(buf);
+}
+
+/* "local time, UTC+07:00" (or "UTC" with --iso): what local_time() shows. */
+static char *zone_text(void)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	if (opt_iso || !localtime_r(&now, &tm))
+		return xstrdup("UTC");
+	long off = tm.tm_gmtoff, a = off < 0 ? -off : off;
+	return xasprintf("local time, UTC%c%02ld:%02ld", off < 0 ? '-' : '+', a / 3600,
+			 a % 3600 / 60);
+}
+
+/* "2026-11-27 14:03:12 (5m ago)" of member name of o, or none_text. */
+static char *local_when(json_t *o, const char *name, const char *none_text)
+{
+	json_t *v = member_time(o, name);
+	int64_t t;
+	if (!json_time(v, &t))
+		return xstrdup(none_text);
+	char *at = local_time(v), *rel = fmt_relative(t - (int64_t)time(NULL));
+	char *s = xasprintf("%s (%s)", at, rel);
+	free(at);
+	free(rel);
+	return s;
+}
+
+/* A duration member in seconds ("3d 04h"), or "-". */
+static char *cell_secs(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_number(v) ? fmt_duration((int64_t)json_number_value(v)) : xstrdup("-");
+}
+
+/*
+ * An event's detail on one line: "seq 12, status 4, header version 2" with
+ * a reason or an error last ("letter 7, what change: unknown status X").
+ * Members are shown whatever they are, so new details need no new code.
+ */
+static char *detail_text(json_t *detail_v)
+{
+	static const char *const last[] = {"reason", "error"};
+	json_t *d = json_of(detail_v), *v;
+	const char *k;
+	struct dynbuf b;
+	if (!d)
+		return xstrdup("-");
+	if (!json_is_object(d)) {
+		char *s = value_text(d);
+		json_decref(d);
+		return s;
+	}
+	dynbuf_init(&b, 0);
+	json_object_foreach (d, k, v) {
+		if (!strcmp(k, last[0]) || !strcmp(k, last[1]) || json_is_null(v))
+			continue;
+		/* "next_attempt_ms": a time, shown as the timeline shows times. */
+		bool ms = json_is_integer(v) && str_endswith(k, "_ms");
+		char *key = ms ? xstrndup(k, strlen(k) - 3) : xstrdup(k);
+		char *val = ms ? local_time(v) : value_text(v);
+		for (char *p = key; *p; p++)
+			*p = *p == '_' ? ' ' : *p;
+		dynbuf_printf(&b, "%s%s %s", b.len ? ", " : "", key, val);
+		free(key);
+		free(val);
+	}
+	for (size_t i = 0; i < LT_ARRAY_SIZE(last); i++) {
+		const char *t = json_string_value(json_object_get(d, last[i]));
+		if (t)
+			dynbuf_printf(&b, "%s%s", b.len ? ": " : "", t);
+	}
+	json_decref(d);
+	if (!b.len) {
+		dynbuf_free(&b);
+		return xstrdup("-");
+	}
+	char *s = dynbuf_steal(&b, NULL), *cell = cell_text(s, 0);
+	free(s);
+	return cell;
+}
+
+/* The dossier flows of a queue answer, one line each. */
+static void print_dossier_flows(json_t *flows, int lw)
+{
+	size_t i;
+	json_t *f;
+	if (!json_array_size(flows))
+		printf("%-*s none configured\n", lw, "dossier flows:");
+	json_array_foreach (flows, i, f) {
+		char *name = cell_str(f, "name"), *state = cell_str(f, "state");
+		char *ok = cell_time(json_object_get(f, "last_ok"));
+		char *label = xasprintf("flow %s:", name);
+		printf("%-*s %s, last ok %s", lw, label, state, ok);
+		if (json_string_value(json_object_get(f, "last_error"))) {
+			char *e = cell_error(f, "last_error", "last_error_at");
+			printf("; last error %s", e);
+			free(e);
+		}
+		putchar('\n');
+		free(label);
+		free(name);
+		free(state);
+		free(ok);
+	}
+}
+
+static void print_queue(json_t *r)
+{
+	static const char *const head[] = {"FAILING WITH", "DOSSIERS"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	json_t *by_state = json_object_get(r, "by_state"), *v;
+	json_t *by_reason = json_object_get(r, "by_reason");
+	char n[8][32];
+	const char *k;
+	size_t i;
+	int lw = (int)strlen("dead letters:");
+
+	json_array_foreach (json_object_get(r, "flows"), i, v) {
+		lw = LT_MAX(lw,
+			    (int)LT_MIN(strlen("flow :") + strlen(jstr(v, "name")), (size_t)40));
+	}
+	printf("%-*s %s dossiers with work: %s rows pending, %s sending\n", lw,
+	       "queue:", jnum(r, "depth", n[0], 32), jnum(r, "rows_pending", n[1], 32),
+	       jnum(r, "rows_sending", n[2], 32));
+	if (json_is_number(json_object_get(r, "oldest_age_s"))) {
+		char *age = cell_secs(r, "oldest_age_s"), *since = local_when(r, "oldest", "-");
+		printf("%-*s waiting %s, since %s\n", lw, "oldest work:", age, since);
+		free(age);
+		free(since);
+	} else {
+		printf("%-*s nothing waiting\n", lw, "oldest work:");
+	}
+	printf("%-*s %s known: %s active with work, %s held, %s dead\n", lw,
+	       "dossiers:", jnum(r, "dossiers", n[3], 32), jnum(by_state, "active", n[4], 32),
+	       jnum(by_state, "held", n[5], 32), jnum(by_state, "dead", n[6], 32));
+	printf("%-*s %s open\n", lw, "dead letters:", jnum(r, "dead_letters", n[7], 32));
+	print_dossier_flows(json_object_get(r, "flows"), lw);
+	putchar('\n');
+	json_object_foreach (by_reason, k, v) {
+		char *row[] = {cell_text(k, 0), value_text(v)};
+		table_row(&t, row);
+	}
+	if (!t.nrows) {
+		printf("no dossier is failing\n");
+		return;
+	}
+	table_fit(&t, 0, out_width(), 24);
+	table_print_free(&t);
+}
+
+/* A dossier's header lines: what it is, where it stands, its deadline. */
+static void print_dossier_head(json_t *r)
+{
+	json_t *header = json_object_get(r, "header");
+	char n[6][32];
+	char *state = cell_str(r, "state"), *agency = cell_str(r, "agency");
+	char *status = status_text(r, "status");
+	char *code = cell_str(header, "MaTTHC");
+	char *name = name_text(json_string_value(json_object_get(header, "TenTTHC")), 0);
+	char *received = local_when(r, "received", "-"), *changed = local_when(r, "changed", "-");
+	char *due = local_when(r, "due", "-"), *finished = local_when(r, "finished", "-");
+	char *portal = cell_str(r, "portal_state");
+	int64_t due_s, fin_s;
+
+	printf("dossier %s  [%s]\n", jstr(r, "mahoso"), state);
+	printf("%-12s %s\n", "agency:", agency);
+	printf("%-12s %s\n", "status:", status);
+	if (strcmp(name, "-") != 0)
+		printf("%-12s %s  %s\n", "procedure:", code, name);
+	else
+		printf("%-12s %s\n", "procedure:", code);
+	printf("%-12s %s\n", "received:", received);
+	printf("%-12s %s\n", "changed:", changed);
+	printf("%-12s %s", "due:", due);
+	if (json_time(member_time(r, "due"), &due_s)) {
+		bool done = json_time(member_time(r, "finished"), &fin_s);
+		int64_t end = done ? fin_s : (int64_t)time(NULL);
+		if (end > due_s) {
+			char *late = fmt_duration(end - due_s);
+			printf(done ? "; finished %s late" : "; overdue by %s", late);
+			free(late);
+		}
+	}
+	printf("\n%-12s %s\n", "finished:", finished);
+	printf("%-12s %s; header version %s of %s acknowledged\n", "portal:", portal,
+	       jnum(r, "header_sent_version", n[0], 32), jnum(r, "header_version", n[1], 32));
+	printf("%-12s %s pending, %s sending, %s in all\n",
+	       "rows:", jnum(r, "rows_pending", n[2], 32), jnum(r, "rows_sending", n[3], 32),
+	       jnum(r, "progress_total", n[4], 32));
+	if (json_integer_value(json_object_get(r, "attempts")) > 0) {
+		char *next = local_when(r, "next_attempt", "-");
+		printf("%-12s %s failed, next attempt %s\n",
+		       "attempts:", jnum(r, "attempts", n[5], 32), next);
+		free(next);
+	}
+	if (json_string_value(json_object_get(r, "last_error"))) {
+		char *e = cell_text(jstr(r, "last_error"), 0);
+		printf("%-12s %s\n", "last error:", e);
+		free(e);
+	}
+	free(state);
+	free(agency);
+	free(status);
+	free(code);
+	free(name);
+	free(received);
+	free(changed);
+	free(due);
+	free(finished);
+	free(portal);
+}
+
+static void print_dossier_events(json_t *r)
+{
+	static const char *const head[] = {"AT", "EVENT", "DETAIL"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	json_t *events = json_object_get(r, "events"), *e;
+	json_int_t total = json_integer_value(json_object_get(r, "events_total"));
+	char *zone = zone_text();
+	size_t i;
+	if (!json_array_size(events)) {
+		printf("timeline: none\n");
+		free(zone);
+		return;
+	}
+	printf("timeline (%s):\n", zone);
+	free(zone);
+	if (total > (json_int_t)json_array_size(events))
+		printf("… %lld older events (the store keeps them)\n",
+		       (long long)total - (long long)json_array_size(events));
+	json_array_foreach (events, i, e) {
+		char *row[] = {local_time(member_time(e, "at")), cell_str(e, "event"),
+			       detail_text(json_object_get(e, "detail"))};
+		table_row(&t, row);
+	}
+	table_fit(&t, 2, out_width(), 24);
+	table_print_free(&t);
+}
+
+static void print_dossier_rows(json_t *r)
+{
+	static const char *const head[] = {"ID",   "SEQ",	 "STATE",     "BATCH",
+					   "SENT", "TRẠNG THÁI", "THỜI ĐIỂM", "NỘI DUNG"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	json_t *rows = json_object_get(r, "progress"), *p;
+	json_int_t total = json_integer_value(json_object_get(r, "progress_total"));
+	size_t i;
+	if (!json_array_size(rows)) {
+		printf("progress rows: none\n");
+		return;
+	}
+	printf("progress rows:\n");
+	if (total > (json_int_t)json_array_size(rows))
+		printf("… %lld older rows (the store keeps them)\n",
+		       (long long)total - (long long)json_array_size(rows));
+	json_array_foreach (rows, i, p) {
+		json_t *row = json_object_get(p, "row");
+		char *row_cells[] = {cell_str(p, "id"),
+				     cell_str(p, "seq"),
+				     cell_str(p, "state"),
+				     cell_str(p, "batch"),
+				     local_time(member_time(p, "sent")),
+				     status_text(row, "TrangThai"),
+				     cell_str(row, "ThoiDiemXuLy"),
+				     cell_str(row, "NoiDungXuLy")};
+		table_row(&t, row_cells);
+	}
+	table_fit(&t, 7, out_width(), 20);
+	table_print_free(&t);
+}
+
+/* REASON of a dead letter, with the operator's note when it was dropped. */
+static char *letter_reason(json_t *l)
+{
+	const char *note = json_string_value(json_object_get(l, "note"));
+	char *reason = cell_str(l, "reason");
+	if (!note || !*note)
+		return reason;
+	char *n = cell_text(note, 0), *s = xasprintf("%s (%s: %s)", reason, jstr(l, "state"), n);
+	free(reason);
+	free(n);
+	return s;
+}
+
+/* A table of dead letters (with the dossier column when mahoso). */
+static void print_letter_table(json_t *list, bool mahoso)
+{
+	static const char *const head[] = {"ID", "AT", "MAHOSO", "WHAT", "STATE", "BY", "REASON"};
+	static const char *const head_one[] = {"ID", "AT", "WHAT", "STATE", "BY", "REASON"};
+	struct table t = {.ncols = mahoso ? LT_ARRAY_SIZE(head) : LT_ARRAY_SIZE(head_one),
+			  .head = mahoso ? head : head_one};
+	size_t i;
+	json_t *l;
+	json_array_foreach (list, i, l) {
+		char *what = cell_str(l, "what");
+		json_int_t rows = json_integer_value(json_object_get(l, "rows"));
+		if (!strcmp(what, "progress") && rows > 0) {
+			char *w = xasprintf("progress ×%lld", (long long)rows);
+			free(what);
+			what = w;
+		}
+		char *cells[] = {cell_str(l, "id"),
+				 cell_member_time(l, "at"),
+				 mahoso ? cell_str(l, "mahoso") : NULL,
+				 what,
+				 cell_str(l, "state"),
+				 cell_str(l, "closed_by"),
+				 letter_reason(l)};
+		if (mahoso) {
+			table_row(&t, cells);
+		} else {
+			char *one[] = {cells[0], cells[1], cells[3], cells[4], cells[5], cells[6]};
+			table_row(&t, one);
+		}
+	}
+	table_fit(&t, t.ncols - 1, out_width(), 24);
+	table_print_free(&t);
+}
+
+static void print_dossier(json_t *r)
+{
+	json_t *letters = json_object_get(r, "dead_letters");
+	print_dossier_head(r);
+	putchar('\n');
+	print_dossier_events(r);
+	putchar('\n');
+	print_dossier_rows(r);
+	putchar('\n');
+	if (!json_array_size(letters)) {
+		printf("dead letters: none\n");
+		return;
+	}
+	printf("dead letters (the raw changes: --json):\n");
+	print_letter_table(letters, false);
+}
+
+static void print_deadletters(json_t *r)
+{
+	json_t *list = json_object_get(r, "dead_letters");
+	char n[32];
+	if (!json_array_size(list))
+		printf("no dead letters match\n");
+	else
+		print_letter_table(list, true);
+	if (json_array_size(list))
+		printf("\n%zu shown; ", json_array_size(list));
+	printf("%s open in all\n", jnum(r, "open", n, sizeof(n)));
+}
+
+/* "N shown" and whether --limit cut the list. */
+static void print_list_footer(json_t *list, json_t *r, const char *what)
+{
+	json_int_t limit = json_integer_value(json_object_get(r, "limit"));
+	size_t n = json_array_size(list);
+	printf("\n%zu %s%s\n", n, what,
+	       limit > 0 && n >= (size_t)limit ? " (the first ones only: --limit for more)" : "");
+}
+
+static void print_overdue(json_t *r)
+{
+	static const char *const head[] = {"MAHOSO",  "AGENCY", "STATUS",  "DUE",
+					   "OVERDUE", "OUTBOX", "RECEIVED"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	json_t *list = json_object_get(r, "overdue"), *o;
+	char *zone = zone_text();
+	size_t i;
+	if (!json_array_size(list)) {
+		printf("no dossier is overdue\n");
+		free(zone);
+		return;
+	}
+	json_array_foreach (list, i, o) {
+		char *row[] = {cell_str(o, "mahoso"),
+			       cell_str(o, "agency"),
+			       status_text(o, "status"),
+			       local_time(member_time(o, "due")),
+			       cell_secs(o, "overdue_s"),
+			       cell_str(o, "state"),
+			       local_time(member_time(o, "received"))};
+		table_row(&t, row);
+	}
+	table_fit(&t, 2, out_width(), 14);
+	table_print_free(&t);
+	print_list_footer(list, r, "overdue, most overdue first");
+	printf("(times in %s)\n", zone);
+	free(zone);
+}
+
+static void print_late(json_t *r)
+{
+	static const char *const head[] = {"MAHOSO", "AGENCY", "STATUS", "DUE", "FINISHED", "LATE"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	json_t *list = json_object_get(r, "late"), *o;
+	char *zone = zone_text(), *since = local_time(member_time(r, "since"));
+	size_t i;
+	if (!json_array_size(list)) {
+		printf("no dossier finished late since %s (%s)\n", since, zone);
+		free(zone);
+		free(since);
+		return;
+	}
+	json_array_foreach (list, i, o) {
+		char *row[] = {cell_str(o, "mahoso"),
+			       cell_str(o, "agency"),
+			       status_text(o, "status"),
+			       local_time(member_time(o, "due")),
+			       local_time(member_time(o, "finished")),
+			       cell_secs(o, "late_s")};
+		table_row(&t, row);
+	}
+	table_fit(&t, 2, out_width(), 14);
+	table_print_free(&t);
+	char *what = xasprintf("finished late since %s, oldest first", since);
+	print_list_footer(list, r, what);
+	printf("(times in %s)\n", zone);
+	free(what);
+	free(zone);
+	free(since);
+}
+
+static void print_retry(json_t *r)
+{
+	json_int_t retried = json_integer_value(json_object_get(r, "retried"));
+	json_int_t still = json_integer_value(json_object_get(r, "still_dead"));
+	const char *why = json_string_value(json_object_get(r, "reason"));
+	if (json_is_integer(json_object_get(r, "letter")))
+		printf("dead letter %lld retried\n",
+		       (long long)json_integer_value(json_object_get(r, "letter")));
+	else if (!retried && !still)
+		printf("no open dead letter to retry\n");
+	else
+		printf("%lld dead letter%s retried\n", (long long)retried, retried == 1 ? "" : "s");
+	if (still) {
+		char *w = why ? cell_text(why, 0) : NULL;
+		printf("%lld still dead (their changes still do not map)%s%s\n", (long long)still,
+		       w ? ": " : "", w ? w : "");
+		free(w);
+	}
+}
+
+static void print_drop(json_t *r)
+{
+	char *reason = cell_str(r, "reason");
+	printf("dead letter %lld dropped by %s: %s\n",
+	       (long long)json_integer_value(json_object_get(r, "letter")), jstr(r, "by"), reason);
+	free(reason);
+}
+
+static void print_hold(json_t *r)
+{
+	printf("dossier %s is now %s\n", jstr(r, "mahoso"), jstr(r, "state"));
+}
+
+static void print_release(json_t *r)
+{
+	const char *state = jstr(r, "state");
+	if (!strcmp(state, "dead"))
+		printf("dossier %s released, but still dead: a dead letter of it is open "
+		       "(lienthongctl dossier %s)\n",
+		       jstr(r, "mahoso"), jstr(r, "mahoso"));
+	else
+		printf("dossier %s released: now %s\n", jstr(r, "mahoso"), state);
+}
+
 /*
  * Text printers by command. A result without the member a printer needs (a
  * daemon of another version) is printed as JSON instead.
@@ -1370,6 +1881,15 @@ static const struct {
 	{"procedure", print_procedure, "code"},
 	{"mismatches", print_mismatches, "mismatches"},
 	{"mismatch", print_mismatch, "kind"},
+	{"queue", print_queue, "depth"},
+	{"dossier", print_dossier, "mahoso"},
+	{"deadletters", print_deadletters, "dead_letters"},
+	{"overdue", print_overdue, "overdue"},
+	{"late", print_late, "late"},
+	{"retry", print_retry, "retried"},
+	{"drop", print_drop, "letter"},
+	{"hold", print_hold, "mahoso"},
+	{"release", print_release, "mahoso"},
 };
 
 static void print_result(const char *cmd, json_t *result)
@@ -1413,10 +1933,14 @@ static const struct ctl_command *command_find(const char *name)
 	return NULL;
 }
 
-/* One argument of a usage: "FLOW", "[MODE]", "[--kind KIND]", "[--force]". */
+/*
+ * One argument of a usage: "FLOW", "[MODE]", "[--kind KIND]", "[--force]",
+ * or one of the alternatives of "ID|--all" (exactly one of them is given).
+ */
 struct usage_arg {
 	char *member;	/* the args member: "flow", "kind" (lower case, '-' as '_') */
 	char *option;	/* "kind" for --kind; NULL for a positional argument */
+	char *choice;	/* "ID|--all" for each of its alternatives; NULL otherwise */
 	bool has_value; /* --kind KIND, not a bare --force */
 	bool optional;
 	bool seen;
@@ -1432,6 +1956,25 @@ static char *member_name(const char *s, size_t n)
 }
 
 /*
+ * The alternatives of an unbracketed "ID|--all" (a positional argument or a
+ * bare option, one of them required) appended to a (n of them so far).
+ */
+static size_t usage_choice(const char *tok, struct usage_arg **a, size_t n)
+{
+	char *copy = xstrdup(tok), *save = NULL;
+	for (char *alt = strtok_r(copy, "|", &save); alt; alt = strtok_r(NULL, "|", &save)) {
+		struct usage_arg u = {.optional = true, .choice = xstrdup(tok)};
+		bool opt = alt[0] == '-' && alt[1] == '-';
+		u.option = opt ? xstrdup(alt + 2) : NULL;
+		u.member = member_name(alt + (opt ? 2 : 0), strlen(alt + (opt ? 2 : 0)));
+		*a = xrealloc(*a, (n + 1) * sizeof(**a));
+		(*a)[n++] = u;
+	}
+	free(copy);
+	return n;
+}
+
+/*
  * Parses the usage after the command name into *out (n of them). An option's
  * value is the next word when the option's bracket is still open
  * ("[--kind KIND]") or, unbracketed, when it is an upper-case placeholder.
@@ -1444,6 +1987,10 @@ static size_t usage_parse(const char *usage, struct usage_arg **out)
 	strtok_r(copy, " ", &save); /* the command name */
 	for (tok = strtok_r(NULL, " ", &save); tok; tok = next) {
 		next = strtok_r(NULL, " ", &save);
+		if (tok[0] != '[' && strchr(tok, '|')) {
+			n = usage_choice(tok, &a, n);
+			continue;
+		}
 		struct usage_arg u = {.optional = tok[0] == '['};
 		char *name = tok + u.optional;
 		size_t len = strcspn(name, "]");
@@ -1473,6 +2020,7 @@ static void usage_free(struct usage_arg *a, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(a[i].member);
 		free(a[i].option);
+		free(a[i].choice);
 	}
 	free(a);
 }
@@ -1579,6 +2127,18 @@ static json_t *build_args(const struct ctl_command *c, int argc, char **argv)
 		if (!u[k].optional && !u[k].seen)
 			msg = u[k].option ? xasprintf("option --%s is required", u[k].option)
 					  : xstrdup("");
+	/* "ID|--all": exactly one of the alternatives (listed next to each other). */
+	for (size_t k = 0; k < n && !msg; k++) {
+		size_t given = 0, j = k;
+		if (!u[k].choice || (k && u[k - 1].choice && !strcmp(u[k - 1].choice, u[k].choice)))
+			continue;
+		for (; j < n && u[j].choice && !strcmp(u[j].choice, u[k].choice); j++)
+			given += u[j].seen;
+		if (given > 1)
+			msg = xasprintf("%s takes one of %s, not several", c->name, u[k].choice);
+		else if (!given)
+			msg = xstrdup("");
+	}
 	if (msg && !*msg) { /* a missing positional: the usage says it all */
 		free(msg);
 		usage_free(u, n);

@@ -209,3 +209,41 @@ target = province
 ${2:-}
 CONF
 }
+
+# dossier_conf FILE [FLOW_LINES] [DVCQG_LINES] [PROVINCIAL_LINES]: appends
+# the dossier pipeline: the provincial change feed (connector "province") ->
+# flow "dossier" -> the national portal behind the adapter (dvcqg connector
+# "portal"), both on the simulator (sim_start first), mappings from the tree.
+dossier_conf() {
+	[ -f "$T/adapter.pw" ] || secret_file adapter.pw secret >/dev/null
+	[ -f "$T/province.token" ] || secret_file province.token provincial-secret-token >/dev/null
+	grep -q '^mappings_dir' "$1" ||
+		sed -i "s|^health_interval = 1s|health_interval = 1s\nmappings_dir = $(pwd)/mappings|" "$1"
+	cat >>"$1" <<CONF
+
+[connector.province]
+type = provincial
+url = $SIM_URL/provincial
+token = $T/province.token
+${4:-}
+
+[connector.portal]
+type = dvcqg
+url = $SIM_URL
+username = lienthong
+password = $T/adapter.pw
+madonvi = 000.00.00.H31
+backoff_base = 50ms
+max_attempts = 3
+${3:-}
+
+[flow.dossier]
+source = province
+target = portal
+interval = 1s
+run_at_start = true
+poll = 200ms
+retry_min = 200ms
+${2:-}
+CONF
+}

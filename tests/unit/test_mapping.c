@@ -219,6 +219,53 @@ static void test_procedure_fixtures(const struct map_set *s)
 	}
 }
 
+/* Appends code point cp as UTF-8 to buf at *n. */
+static void put_utf8(char *buf, size_t *n, uint32_t cp)
+{
+	utf8proc_ssize_t k =
+		utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)buf + *n);
+	*n += (size_t)k;
+	buf[*n] = '\0';
+}
+
+/*
+ * map_nfc takes a short cut for text whose every code point NFC leaves
+ * alone: it must agree with utf8proc for each code point of those ranges,
+ * alone, after a base letter, and followed by combining marks (which take
+ * the long way and may compose with it).
+ */
+static void test_nfc_fast_path(void)
+{
+	static const uint32_t ranges[][2] = {{0x80, 0x2ff}, {0x1e00, 0x1eff}, {0x2010, 0x2027}};
+	static const uint32_t after[] = {0, 0x300, 0x301, 0x303, 0x309, 0x323, 0x302, 0x306};
+	size_t checked = 0, bad = 0;
+	char buf[32];
+	for (size_t r = 0; r < LT_ARRAY_SIZE(ranges); r++) {
+		for (uint32_t cp = ranges[r][0]; cp <= ranges[r][1]; cp++) {
+			for (size_t a = 0; a < LT_ARRAY_SIZE(after); a++) {
+				size_t n = 0;
+				put_utf8(buf, &n, 'e');
+				put_utf8(buf, &n, cp);
+				if (after[a])
+					put_utf8(buf, &n, after[a]);
+				char *mine = map_nfc(buf);
+				char *ref = (char *)utf8proc_NFC((const utf8proc_uint8_t *)buf);
+				if (!mine || !ref || strcmp(mine, ref)) {
+					if (bad++ < 5)
+						printf("#   U+%04X then U+%04X differs\n",
+						       (unsigned)cp, (unsigned)after[a]);
+				}
+				checked++;
+				free(mine);
+				free(ref);
+			}
+		}
+	}
+	ok(checked > 5000 && bad == 0,
+	   "map_nfc's short cut agrees with utf8proc on every code point it covers, alone and "
+	   "before combining marks");
+}
+
 static void test_nfc(const struct map_set *s)
 {
 	const struct map_record *m = map_record_find(s, "procedure");
@@ -252,6 +299,7 @@ static void test_nfc(const struct map_set *s)
 	ok(map_nfc("\xff\xfe") == NULL, "map_nfc refuses text that is not UTF-8");
 	ok(map_nfc("a\xed\xa0\x80") == NULL, "map_nfc refuses an encoded surrogate");
 	ok(map_nfc(NULL) == NULL, "map_nfc of NULL is NULL");
+	test_nfc_fast_path();
 }
 
 static bool problems_are(const json_t *problems, const char *const (*want)[2], size_t n)

@@ -1679,6 +1679,95 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
 	return remove(p);
 }
 
+/* ---- due_ex: what the dossier flow asks for --------------------------------- */
+
+static bool skip_x1(const char *mahoso, void *ud)
+{
+	(*(int *)ud)++;
+	return strcmp(mahoso, "X1") == 0;
+}
+
+static void test_due_ex(void)
+{
+	struct store *s = open_store("due_ex.db", 0);
+	int64_t t = T0_MS;
+	if (!s) {
+		ok(0, "the due_ex store opens");
+		return;
+	}
+	/* X1, X2: new (a create each); X3: known to the portal, an update */
+	enq(s, "X1", H1, ROW(1), 2, t);
+	enq(s, "X1", H2, ROW(2), 4, t + 1);
+	enq(s, "X2", H1, ROW(3), 2, t + 2);
+	enq(s, "X3", H1, ROW(4), 2, t + 3);
+	is_int(store_outbox_header_acked(s, "X3", 1, t + 4), 0, "X3's header is acknowledged");
+	enq(s, "X3", H2, ROW(5), 4, t + 5);
+	enq(s, "X3", H2, ROW(6), 4, t + 6);
+
+	struct store_outbox_due_opts o = {
+		.max_dossiers = 10, .max_rows_per_dossier = 10, .rows_after_create = true};
+	json_t *a = store_outbox_due_ex(s, t + 100, &o), *d;
+	size_t i, rows = 0, headers = 0;
+	json_array_foreach (a, i, d) {
+		rows += json_array_size(json_object_get(d, "progress"));
+		headers += json_object_get(d, "header") != NULL;
+	}
+	is_int((long long)json_array_size(a), 3, "due_ex without bounds hands out every dossier");
+	is_int((long long)rows, 6, "... with every pending row (rows_after_create)");
+	is_int((long long)headers, 3, "... and every due header");
+	d = json_array_get(a, 2);
+	is_str(sget(d, "mahoso"), "X3", "the update comes in queue order");
+	is_int((long long)json_array_size(json_object_get(d, "progress")), 3,
+	       "an update's rows come with its header");
+	json_decref(a);
+
+	o.rows_after_create = false;
+	a = store_outbox_due_ex(s, t + 100, &o);
+	rows = 0;
+	json_array_foreach (a, i, d) {
+		rows += json_array_size(json_object_get(d, "progress"));
+	}
+	is_int((long long)rows, 3, "rows_after_create false: only the rows of the update (X3)");
+	json_decref(a);
+
+	o.max_items = 3;
+	a = store_outbox_due_ex(s, t + 100, &o);
+	is_int((long long)json_array_size(a), 3, "max_items 3: three headers, three dossiers");
+	d = json_array_get(a, 2);
+	is_int((long long)json_array_size(json_object_get(d, "progress")), 0,
+	       "... and the last dossier's rows cut to fit (none left)");
+	json_decref(a);
+
+	o.max_items = 4;
+	a = store_outbox_due_ex(s, t + 100, &o);
+	d = json_array_get(a, 2);
+	is_int((long long)json_array_size(json_object_get(d, "progress")), 1,
+	       "max_items 4: one row of X3 fits after the three headers");
+	json_decref(a);
+
+	int calls = 0;
+	o.max_items = 0;
+	o.max_dossiers = 2;
+	o.skip = skip_x1;
+	o.ud = &calls;
+	a = store_outbox_due_ex(s, t + 100, &o);
+	char *names = NULL;
+	{
+		struct dynbuf b;
+		dynbuf_init(&b, 0);
+		(void)dynbuf_addstr(&b, "");
+		json_array_foreach (a, i, d) {
+			(void)dynbuf_printf(&b, "%s%s", i ? "," : "", sget(d, "mahoso"));
+		}
+		names = dynbuf_steal(&b, NULL);
+	}
+	is_str(names, "X2,X3", "a skipped dossier is left out and not counted in max_dossiers");
+	ok(calls >= 3, "skip is asked about each dossier looked at");
+	free(names);
+	json_decref(a);
+	store_close(s);
+}
+
 int main(void)
 {
 	log_setup(LOG_TARGET_STDERR, getenv("TEST_VERBOSE") ? LOG_DEBUG : LOG_CRIT);
@@ -1687,6 +1776,7 @@ int main(void)
 		return 1;
 	}
 	test_enqueue();
+	test_due_ex();
 	test_cycle();
 	test_failures();
 	test_dead_letters();
