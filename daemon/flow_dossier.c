@@ -268,9 +268,11 @@ static void mismatch(struct dpass *p, const char *what, const char *key, const c
 	bool is_new = false;
 	if (group_need(p)) {
 		int r = store_mismatch_upsert(dstore(p), &m, &id, &is_new);
+		/* deadlines are the office's daily list, not news for the journal */
+		bool deadline = !strcmp(what, "overdue") || !strcmp(what, "late");
 		if (group_write(p, r, "record a mismatch") && is_new)
-			log_fields(LOG_NOTICE, DF_FIELDS(p->df), "mismatch %s %s: %s", kind, key,
-				   summary);
+			log_fields(deadline ? LOG_INFO : LOG_NOTICE, DF_FIELDS(p->df),
+				   "mismatch %s %s: %s", kind, key, summary);
 	}
 	json_decref(detail);
 	free(dtext);

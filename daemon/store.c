@@ -1104,6 +1104,12 @@ int store_open(const struct conf_store *o, struct store **out, char **err)
 	r = open_exec(s, "PRAGMA foreign_keys = ON", "cannot enable foreign keys", &e);
 	if (r < 0)
 		goto fail;
+	/* 32 MiB of page cache instead of SQLite's 2 MiB: the outbox's indexes
+	 * are read on every change; measured ~15 % less CPU per dossier change
+	 * with a 12,000-change backlog, for ~12 MB more resident memory. */
+	r = open_exec(s, "PRAGMA cache_size = -32768", "cannot set cache_size", &e);
+	if (r < 0)
+		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", STORE_WAL_LIMIT_BYTES);
 	r = open_exec(s, sql, "cannot set journal_size_limit", &e);
 	if (r < 0)

@@ -9,7 +9,8 @@
 # national portal services (create, create again, update, update unknown,
 # progress in arrival order, duplicates, TraCuuHoSo, mandatory fields, field
 # limits, all-or-nothing batches, reset), faults scoped to DongBoHoSoMC and
-# to the feed, and a clean SIGTERM (the ASan build must stay silent).
+# to the feed, the feed-to-portal latency figures (/_sim/portal/latency), and
+# a clean SIGTERM (the ASan build must stay silent).
 #
 # Usage: BUILD=build sh tests/system/test_sim_dossier.sh   (needs curl and jq)
 . "$(dirname "$0")/lib.sh"
@@ -404,6 +405,56 @@ check "POST /_sim/portal reset: the portal forgets everything" sh -c "
 	curl -s '$A/_sim/portal/dossier?mahoso=$M1' | jq -e '.header == null and .progress == []' >/dev/null"
 check "POST /_sim/portal with another op: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST \
 	-d '{"op":"x"}' "$A/_sim/portal")" = 400 ]
+
+# ---- latency from the feed to the portal -------------------------------------------------------
+# 20 new changes; after 0.3 s their rows as the progress mapping makes them
+# (MaHoSo, ThoiDiemXuLy yyyyMMddHHmmss of buocXuLy.thoiDiem, national TrangThai).
+lat() { curl -s "$A/_sim/portal/latency" >"$T/lat"; }
+lat
+check "GET /_sim/portal/latency after a portal reset: no rows, quantiles null" jqf "$T/lat" \
+	'.rows == 0 and .unmatched == 0 and .repeated == 0 and .p99_s == null and .max_s == null and
+	 (.since | test("^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-9:]{8}\\+07:00$"))'
+feed_op "$A" '{"op":"generate","count":20}' >"$T/gen20"
+G1=$(jq -r '.first_seq // 0' "$T/gen20")
+feed "$A" "?cursor=$((G1 - 1))&limit=20" >/dev/null
+cp "$T/body" "$T/g20"
+jq -c '[.items[].maHoSo] | unique | map({MaHoSo: ., MaTTHC: "1", TrangThaiHoSo: 1})' "$T/g20" >"$T/g20.h"
+jq -c "$(cat "$T/walk.jq") [.items[] | {MaHoSo: .maHoSo, TrangThai: (.trangThai | code),
+	ThoiDiemXuLy: (.buocXuLy.thoiDiem[0:19] | gsub(\"[-T:]\"; \"\")), NoiDungXuLy: .buocXuLy.noiDung}]" \
+	"$T/g20" >"$T/g20.r"
+check "20 changes generated, their rows made" jqf "$T/g20.r" 'length == 20'
+sleep 0.3
+integ "$A" "$S" DongBoHoSoMC ",\"isUpdating\":\"False\",\"data\":$(cat "$T/g20.h")" >/dev/null
+integ "$A" "$S" CapNhatTienDoHoSoMC ",\"data\":$(cat "$T/g20.r")" >/dev/null
+check "the 20 rows are accepted" jqf "$T/ans" '.error_code == 0 and (.result | length) == 20'
+lat
+check "latency: 20 rows matched, none unmatched, 0.3 s <= p50 <= p90 <= p99 <= max < 30 s" jqf "$T/lat" \
+	'.rows == 20 and .unmatched == 0 and .repeated == 0 and .p50_s >= 0.3 and
+	 .p50_s <= .p90_s and .p90_s <= .p99_s and .p99_s <= .max_s and .max_s < 30 and
+	 .mean_s >= 0.3 and .mean_s <= .max_s and .elapsed_s >= 0'
+M20=$(jq -r '.[0].MaHoSo' "$T/g20.r")
+T20=$(jq -r '.[0].ThoiDiemXuLy' "$T/g20.r")
+integ "$A" "$S" CapNhatTienDoHoSoMC ",\"data\":[$(jq -c '.[0]' "$T/g20.r"),$(row "$M20" "$T20" 8 "Dừng"),$(row "$M20" 20991231235959 4 "x")]" >/dev/null
+lat
+check "latency: a row again is repeated; another status or time is unmatched" jqf "$T/lat" \
+	'.rows == 20 and .repeated == 1 and .unmatched == 2'
+curl -s -X POST -d '{"op":"reset"}' "$A/_sim/portal/latency" >"$T/lreset"
+lat
+check "POST /_sim/portal/latency reset: the figures start again" sh -c "
+	jq -e '.ok == true' '$T/lreset' >/dev/null &&
+	jq -e '.rows == 0 and .unmatched == 0 and .repeated == 0 and .p50_s == null and .elapsed_s < 5' '$T/lat' >/dev/null"
+integ "$A" "$S" CapNhatTienDoHoSoMC ",\"data\":$(cat "$T/g20.r")" >/dev/null
+lat
+check "... but a change received before the reset counts as repeated, not as a new row" jqf "$T/lat" \
+	'.rows == 0 and .repeated == 20 and .p99_s == null'
+check "POST /_sim/portal/latency with another op: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' \
+	-X POST -d '{"op":"x"}' "$A/_sim/portal/latency")" = 400 ]
+curl -s -X POST -d '{"op":"reset"}' "$A/_sim/portal" >/dev/null
+integ "$A" "$S" DongBoHoSoMC ",\"isUpdating\":\"False\",\"data\":$(cat "$T/g20.h")" >/dev/null
+integ "$A" "$S" CapNhatTienDoHoSoMC ",\"data\":$(cat "$T/g20.r")" >/dev/null
+lat
+check "a portal reset forgets which changes were received: the rows count again" jqf "$T/lat" \
+	'.rows == 20 and .repeated == 0 and .p50_s >= 0.3'
 
 # ---- a clean stop -----------------------------------------------------------------------------------------
 check "SIGTERM: simulator B exits 0 without a sanitizer report" stop_sim "$B_PID"

@@ -155,6 +155,25 @@ bool sim_provincial_auth_ok(const struct sim_request *rq, struct sim_reply *rp);
 extern const struct sim_module sim_dossier_module;
 extern const struct sim_module sim_portal_module;
 
+/*
+ * End-to-end latency from the feed to the portal (sim_dossier.c keeps the
+ * table, sim_svc_portal.c looks received rows up). The key of a change is
+ * the key of the progress row the dossier flow makes of it: MaHoSo, the
+ * step's time as ThoiDiemXuLy ("yyyyMMddHHmmss", +07:00) and the national
+ * status 1..10 (dossier-spec §2); 0 when an argument is missing. Within a
+ * dossier, steps are at least a minute apart, so the key names one change.
+ */
+uint64_t sim_dossier_change_key(const char *mahoso, const char *when14, int status);
+/*
+ * Looks key up among the changes appended to the feed: 1 and *appended_us
+ * (sim_now_us clock, to the millisecond) the first time it is received, 0
+ * when it was received before (not marked again), -ENOENT when no change
+ * has it. Thread-safe.
+ */
+int sim_dossier_change_received(uint64_t key, uint64_t *appended_us);
+/* Forgets which changes were received (the portal forgot everything). */
+void sim_dossier_changes_unmark(void);
+
 /* ---- requests, replies and routes ------------------------------------ */
 
 #define SIM_REPLY_MAX_HEADERS 4

@@ -10,6 +10,8 @@
  *   GET  /_sim/portal/dossier?mahoso=M  -> {"header","headers_received","progress"}
  *   GET  /_sim/portal/stats             -> {"dossiers","progress_rows","duplicates",...}
  *   POST /_sim/portal {"op":"reset"}    -> everything forgotten
+ *   GET  /_sim/portal/latency           -> {"rows","unmatched","repeated","p50_s",...}
+ *   POST /_sim/portal/latency {"op":"reset"}  -> the latency figures start again
  *
  * Per dossier the portal keeps the latest header as received and every
  * progress row in arrival order, as compact JSON text. A batch is
@@ -19,6 +21,14 @@
  * NoiDungXuLy) is stored again and counted as a duplicate; the rows seen
  * are remembered as 64-bit hashes. One mutex guards the state; texts are
  * dumped before it is taken.
+ *
+ * Latency: a progress row received for the first time whose MaHoSo,
+ * ThoiDiemXuLy and TrangThai name a change of the feed (the feed keeps when
+ * it appended each, sim_dossier_change_received) counts its time from the
+ * feed to the portal in a log-linear histogram of microseconds (buckets
+ * 1/64 of their value wide, up to 12 days): fixed memory, quantiles to
+ * within 1.6 %, reported as the upper end of their bucket (never below the
+ * truth, never above the maximum, which is exact).
  */
 #include <microhttpd.h>
 #include <pthread.h>
@@ -35,6 +45,11 @@
 #define MAX_CHUHOSO_CHARS  500
 #define MSG_EXISTS	   "Hồ sơ %s đã tồn tại trên Cổng DVCQG"
 #define MSG_UNKNOWN	   "Hồ sơ %s không tồn tại trên Cổng DVCQG"
+
+#define LAT_SUB_BITS 6
+#define LAT_SUB	     (1u << LAT_SUB_BITS)
+#define LAT_BITS     40 /* latencies up to 2^40 us, 12.7 days */
+#define LAT_BUCKETS  ((LAT_BITS - LAT_SUB_BITS - 1) * LAT_SUB + 2 * LAT_SUB)
 
 struct prow {
 	char *text;
@@ -55,6 +70,11 @@ static struct {
 	uint64_t rows, duplicates, headers, creates, updates, refused;
 	uint64_t *seen; /* open addressing of row hashes; 0 = empty */
 	size_t seen_cap, seen_n;
+	/* latency of the rows received since lat_since_ms (wall clock) */
+	uint64_t lat_hist[LAT_BUCKETS];
+	uint64_t lat_rows, lat_unmatched, lat_repeated, lat_max_us, lat_sum_us;
+	int64_t lat_since_ms;
+	uint64_t lat_since_us;
 } P = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -199,6 +219,85 @@ static bool seen_add(uint64_t h)
 	P.seen[i] = h;
 	P.seen_n++;
 	return false;
+}
+
+/* ---- latency ------------------------------------------------------------------ */
+
+static size_t lat_bucket(uint64_t us)
+{
+	unsigned shift;
+
+	if (us >= (uint64_t)1 << LAT_BITS)
+		us = ((uint64_t)1 << LAT_BITS) - 1;
+	if (us < 2 * LAT_SUB)
+		return (size_t)us;
+	shift = (unsigned)(63 - __builtin_clzll(us)) - LAT_SUB_BITS;
+	return (size_t)LAT_SUB * shift + (size_t)(us >> shift);
+}
+
+/* The largest latency bucket b holds. */
+static uint64_t lat_bucket_top(size_t b)
+{
+	size_t shift;
+
+	if (b < 2 * LAT_SUB)
+		return b;
+	shift = b / LAT_SUB - 1;
+	return ((uint64_t)(b - LAT_SUB * shift + 1) << shift) - 1;
+}
+
+/* Counts a row received at now_us with key (0: not one of the feed's). Lock held. */
+static void lat_note(uint64_t key, uint64_t now_us)
+{
+	uint64_t appended_us = 0, us;
+	int r = sim_dossier_change_received(key, &appended_us);
+
+	if (r < 0) {
+		P.lat_unmatched++;
+		return;
+	}
+	if (r == 0) {
+		P.lat_repeated++;
+		return;
+	}
+	us = now_us > appended_us ? now_us - appended_us : 0;
+	P.lat_hist[lat_bucket(us)]++;
+	P.lat_rows++;
+	P.lat_sum_us += us;
+	if (us > P.lat_max_us)
+		P.lat_max_us = us;
+}
+
+/* Quantile q of the latencies in seconds, or null when there are none. Lock held. */
+static json_t *lat_quantile(double q)
+{
+	uint64_t rank, seen = 0;
+
+	if (P.lat_rows == 0)
+		return json_null();
+	rank = (uint64_t)(q * (double)P.lat_rows);
+	if ((double)rank < q * (double)P.lat_rows)
+		rank++;
+	if (rank == 0)
+		rank = 1;
+	for (size_t b = 0; b < LAT_BUCKETS; b++) {
+		seen += P.lat_hist[b];
+		if (seen >= rank) {
+			uint64_t top = lat_bucket_top(b);
+
+			return json_real((double)(top < P.lat_max_us ? top : P.lat_max_us) / 1e6);
+		}
+	}
+	return json_real((double)P.lat_max_us / 1e6);
+}
+
+/* Starts the latency figures again. Lock held. */
+static void lat_reset(void)
+{
+	memset(P.lat_hist, 0, sizeof(P.lat_hist));
+	P.lat_rows = P.lat_unmatched = P.lat_repeated = P.lat_max_us = P.lat_sum_us = 0;
+	P.lat_since_ms = sim_now_wall_ms();
+	P.lat_since_us = sim_now_us();
 }
 
 /* ---- checks ------------------------------------------------------------------ */
@@ -411,7 +510,7 @@ static json_t *svc_tien_do(struct sim_call *call)
 {
 	json_t *data, *err = NULL, *result;
 	struct prow *texts;
-	uint64_t *hashes;
+	uint64_t *hashes, *keys, now_us;
 	size_t n, i;
 
 	data = batch_data(call, &err);
@@ -421,6 +520,7 @@ static json_t *svc_tien_do(struct sim_call *call)
 	sim_stats_records(call->service->name, data);
 	texts = sim_xcalloc(n, sizeof(*texts));
 	hashes = sim_xcalloc(n, sizeof(*hashes));
+	keys = sim_xcalloc(n, sizeof(*keys));
 	for (i = 0; i < n; i++) {
 		json_t *r = json_array_get(data, i);
 
@@ -428,6 +528,10 @@ static json_t *svc_tien_do(struct sim_call *call)
 			continue;
 		texts[i].text = dump(r, &texts[i].len);
 		hashes[i] = row_hash(r);
+		keys[i] = sim_dossier_change_key(
+			json_string_value(json_object_get(r, "MaHoSo")),
+			json_string_value(json_object_get(r, "ThoiDiemXuLy")),
+			status_value(json_object_get(r, "TrangThai")));
 	}
 
 	pthread_mutex_lock(&P.lock);
@@ -445,8 +549,10 @@ static json_t *svc_tien_do(struct sim_call *call)
 			free(texts[i].text);
 		free(texts);
 		free(hashes);
+		free(keys);
 		return err;
 	}
+	now_us = sim_now_us();
 	result = json_array();
 	for (i = 0; i < n; i++) {
 		const char *m =
@@ -461,11 +567,13 @@ static json_t *svc_tien_do(struct sim_call *call)
 		P.rows++;
 		if (seen_add(hashes[i]))
 			P.duplicates++;
+		lat_note(keys[i], now_us);
 		json_array_append_new(result, json_pack("{s:s}", "MaHoSo", m));
 	}
 	pthread_mutex_unlock(&P.lock);
 	free(texts);
 	free(hashes);
+	free(keys);
 	return sim_answer_ok(result);
 }
 
@@ -571,6 +679,55 @@ static void get_stats(struct sim_request *rq, struct sim_reply *rp)
 	sim_reply_json(rp, MHD_HTTP_OK, o);
 }
 
+static void get_latency(struct sim_request *rq, struct sim_reply *rp)
+{
+	char vn[16], since[32];
+	json_t *o;
+
+	(void)rq;
+	pthread_mutex_lock(&P.lock);
+	sim_fmt_vn_time(P.lat_since_ms, vn, sizeof(vn));
+	snprintf(since, sizeof(since), "%.4s-%.2s-%.2sT%.2s:%.2s:%.2s+07:00", vn, vn + 4, vn + 6,
+		 vn + 8, vn + 10, vn + 12);
+	o = json_pack("{s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:s, s:f}", "rows",
+		      (json_int_t)P.lat_rows, "unmatched", (json_int_t)P.lat_unmatched, "repeated",
+		      (json_int_t)P.lat_repeated, "p50_s", lat_quantile(0.50), "p90_s",
+		      lat_quantile(0.90), "p99_s", lat_quantile(0.99), "max_s",
+		      P.lat_rows ? json_real((double)P.lat_max_us / 1e6) : json_null(), "mean_s",
+		      P.lat_rows ? json_real((double)P.lat_sum_us / 1e6 / (double)P.lat_rows)
+				 : json_null(),
+		      "since", since, "elapsed_s", (double)(sim_now_us() - P.lat_since_us) / 1e6);
+	pthread_mutex_unlock(&P.lock);
+	sim_reply_json(rp, MHD_HTTP_OK, o);
+}
+
+/* {"op":"reset"}, or NULL after answering 400. */
+static json_t *reset_request(struct sim_request *rq, struct sim_reply *rp)
+{
+	json_t *req = sim_request_json_object(rq, rp);
+	const char *op;
+
+	if (req == NULL)
+		return NULL;
+	op = json_string_value(json_object_get(req, "op"));
+	if (op == NULL || strcmp(op, "reset") != 0) {
+		sim_reply_error(rp, MHD_HTTP_BAD_REQUEST, "bad_request",
+				"expected {\"op\":\"reset\"}");
+		return NULL;
+	}
+	return req;
+}
+
+static void post_latency(struct sim_request *rq, struct sim_reply *rp)
+{
+	if (reset_request(rq, rp) == NULL)
+		return;
+	pthread_mutex_lock(&P.lock);
+	lat_reset();
+	pthread_mutex_unlock(&P.lock);
+	sim_reply_json(rp, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+}
+
 /* Forgets everything. Lock held. */
 static void portal_clear(void)
 {
@@ -580,21 +737,14 @@ static void portal_clear(void)
 	P.seen = NULL;
 	P.seen_cap = P.seen_n = 0;
 	P.rows = P.duplicates = P.headers = P.creates = P.updates = P.refused = 0;
+	lat_reset();
+	sim_dossier_changes_unmark();
 }
 
 static void post_portal(struct sim_request *rq, struct sim_reply *rp)
 {
-	json_t *req = sim_request_json_object(rq, rp);
-	const char *op;
-
-	if (req == NULL)
+	if (reset_request(rq, rp) == NULL)
 		return;
-	op = json_string_value(json_object_get(req, "op"));
-	if (op == NULL || strcmp(op, "reset") != 0) {
-		sim_reply_error(rp, MHD_HTTP_BAD_REQUEST, "bad_request",
-				"expected {\"op\":\"reset\"}");
-		return;
-	}
 	pthread_mutex_lock(&P.lock);
 	portal_clear();
 	pthread_mutex_unlock(&P.lock);
@@ -606,7 +756,12 @@ static int portal_init(void)
 {
 	pthread_mutex_lock(&P.lock);
 	P.dossiers = sim_map_new();
+	lat_reset();
 	pthread_mutex_unlock(&P.lock);
+	sim_route_add(&(struct sim_route){"GET", "/_sim/portal/latency", SIM_ROUTE_CONTROL,
+					  get_latency, NULL});
+	sim_route_add(&(struct sim_route){"POST", "/_sim/portal/latency",
+					  SIM_ROUTE_CONTROL | SIM_ROUTE_JSON, post_latency, NULL});
 	sim_route_add(&(struct sim_route){"GET", "/_sim/portal/dossier", SIM_ROUTE_CONTROL,
 					  get_dossier, NULL});
 	sim_route_add(&(struct sim_route){"GET", "/_sim/portal/stats", SIM_ROUTE_CONTROL, get_stats,
