@@ -206,6 +206,41 @@ void flow_count(struct flow *f, uint64_t ok, uint64_t failed)
 	f->items_failed += failed;
 }
 
+void flow_result_note(struct flow_result *r, enum conn_outcome o, const char *fmt, ...)
+{
+	va_list ap;
+	if (o > r->outcome)
+		r->outcome = o;
+	if (r->why)
+		return;
+	va_start(ap, fmt);
+	r->why = xvasprintf(fmt, ap);
+	va_end(ap);
+}
+
+void flow_result_clear(struct flow_result *r)
+{
+	free(r->why);
+	r->why = NULL;
+	r->outcome = CONN_OK;
+}
+
+struct conn *flow_conn(struct flow *f, const char *key, const char *name,
+		       const struct connector *want, char **err)
+{
+	struct conn *c = daemon_conn_find(f->d, name);
+	if (!c) {
+		*err = xasprintf("%s: no enabled connector named '%s'", key, name);
+		return NULL;
+	}
+	if (c->type != want) {
+		*err = xasprintf("%s: connector '%s' is of type %s; this flow needs type %s", key,
+				 name, c->type->name, want->name);
+		return NULL;
+	}
+	return c;
+}
+
 const double flow_latency_bounds_s[FLOW_LATENCY_BUCKETS] = {
 	0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600, INFINITY,
 };

@@ -110,6 +110,24 @@ int flow_resume(struct flow *f);
 /* Asks a running pass to stop (type->stop). */
 void flow_stop(struct flow *f);
 
+/* How a pass went so far: its worst outcome and its first failure. */
+struct flow_result {
+	enum conn_outcome outcome; /* CONN_OK until something fails */
+	char *why;		   /* owned: the first failure, or NULL */
+};
+/* Notes a failure of outcome o: the worst outcome is kept, the first text. */
+void flow_result_note(struct flow_result *r, enum conn_outcome o, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void flow_result_clear(struct flow_result *r);
+
+/*
+ * The enabled connector named name (a type's init resolving its option
+ * key), which must be of type want; NULL with *err saying which and why.
+ * Borrowed: the caller takes a reference to keep it.
+ */
+struct conn *flow_conn(struct flow *f, const char *key, const char *name,
+		       const struct connector *want, char **err);
+
 /* Counts records handled in the current pass. */
 void flow_count(struct flow *f, uint64_t ok, uint64_t failed);
 /* Adds one observation of seconds (clamped at 0) to f->latency. */

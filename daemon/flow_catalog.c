@@ -33,7 +33,6 @@
  */
 #include <errno.h>
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +112,7 @@ struct cat_pass {
 	size_t n_listed, n_bad_list, n_fetched, n_same, n_new, n_changed, n_reinstated;
 	size_t n_withdrawn, n_delivered, n_adopted, n_unmappable, n_malformed, n_retry;
 	size_t n_mismatches;
-	enum conn_outcome outcome;
-	char *why; /* first failure */
+	struct flow_result res;
 };
 
 struct catalog {
@@ -140,22 +138,8 @@ static void pass_unref(struct cat_pass *p)
 	for (size_t i = 0; i < p->n_todo; i++)
 		free(p->todo[i]);
 	free(p->todo);
-	free(p->why);
+	flow_result_clear(&p->res);
 	free(p);
-}
-
-static void pass_fail(struct cat_pass *p, enum conn_outcome o, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void pass_fail(struct cat_pass *p, enum conn_outcome o, const char *fmt, ...)
-{
-	va_list ap;
-	if (o > p->outcome)
-		p->outcome = o;
-	if (p->why)
-		return;
-	va_start(ap, fmt);
-	p->why = xvasprintf(fmt, ap);
-	va_end(ap);
 }
 
 /* ---- store helpers ------------------------------------------------------ */
@@ -173,8 +157,9 @@ static void group_write(struct cat_pass *p, int r, const char *what)
 		return;
 	}
 	if (!p->store_failed)
-		pass_fail(p, CONN_RETRY, "store: cannot %s: %s", what,
-			  r == -ENOSPC ? "the disk or [store] max_size is full" : strerror(-r));
+		flow_result_note(&p->res, CONN_RETRY, "store: cannot %s: %s", what,
+				 r == -ENOSPC ? "the disk or [store] max_size is full"
+					      : strerror(-r));
 	p->store_failed = true;
 }
 
@@ -402,8 +387,8 @@ static void on_put(struct conn *conn, enum conn_outcome o, const char *detail, v
 				 * a refusal of one record (CONN_FAIL) is that record's
 				 * mismatch only. */
 				p->incomplete = true;
-				pass_fail(p, CONN_RETRY, "delivery of %s: %s", op->code,
-					  detail ? detail : "retry");
+				flow_result_note(&p->res, CONN_RETRY, "delivery of %s: %s",
+						 op->code, detail ? detail : "retry");
 			}
 		}
 		compare(p, op->code, op->mapped);
@@ -623,7 +608,7 @@ static void on_get(struct conn *conn, enum conn_outcome o, json_t *record, const
 			p->n_retry++;
 			p->incomplete = true;
 			/* The connector's text names the service and the code. */
-			pass_fail(p, CONN_RETRY, "%s", why ? why : "LayThuTuc: retry");
+			flow_result_note(&p->res, CONN_RETRY, "%s", why ? why : "LayThuTuc: retry");
 		}
 		flow_count(p->cat->f, o == CONN_OK, o != CONN_OK);
 	} else if (p->cat) {
@@ -703,8 +688,8 @@ static void on_province(struct conn *conn, enum conn_outcome o, json_t *records,
 		} else {
 			/* Without the provincial catalogue nothing is delivered or
 			 * compared this pass; the national side is still kept. */
-			pass_fail(p, o == CONN_OK ? CONN_FAIL : o, "provincial catalogue: %s",
-				  why ? why : "unreadable");
+			flow_result_note(&p->res, o == CONN_OK ? CONN_FAIL : o,
+					 "provincial catalogue: %s", why ? why : "unreadable");
 		}
 		p->phase = PH_FETCH;
 		plan_fetch(p);
@@ -725,8 +710,8 @@ static void on_list(struct conn *conn, enum conn_outcome o, json_t *items, const
 	}
 	conn_note(conn, o, why);
 	if (o != CONN_OK || !json_is_array(items)) {
-		pass_fail(p, o == CONN_OK ? CONN_FAIL : o, "%s",
-			  why ? why : "LayDanhSachTTHC: no list");
+		flow_result_note(&p->res, o == CONN_OK ? CONN_FAIL : o, "%s",
+				 why ? why : "LayDanhSachTTHC: no list");
 		p->phase = PH_DONE;
 		step_soon(p->cat);
 		pass_unref(p);
@@ -760,18 +745,19 @@ static void on_list(struct conn *conn, enum conn_outcome o, json_t *items, const
 	}
 	const struct catalog_opts *opts = p->cat->f->opts;
 	if (active > 0 && p->n_listed == 0) {
-		pass_fail(p, CONN_FAIL,
-			  "LayDanhSachTTHC answered an empty list while %zu procedures are "
-			  "published: "
-			  "nothing withdrawn",
-			  active);
+		flow_result_note(&p->res, CONN_FAIL,
+				 "LayDanhSachTTHC answered an empty list while %zu procedures are "
+				 "published: "
+				 "nothing withdrawn",
+				 active);
 		p->list_trusted = false;
 	} else if (active > 0 && gone * 100 > active * (size_t)opts->max_withdraw_percent) {
-		pass_fail(p, CONN_FAIL,
-			  "LayDanhSachTTHC lacks %zu of %zu published procedures (more than %lld "
-			  "%%): "
-			  "nothing withdrawn; check the national side, then run a full pass",
-			  gone, active, (long long)opts->max_withdraw_percent);
+		flow_result_note(
+			&p->res, CONN_FAIL,
+			"LayDanhSachTTHC lacks %zu of %zu published procedures (more than %lld "
+			"%%): "
+			"nothing withdrawn; check the national side, then run a full pass",
+			gone, active, (long long)opts->max_withdraw_percent);
 		p->list_trusted = false;
 	} else {
 		p->list_trusted = true;
@@ -785,7 +771,8 @@ static void on_list(struct conn *conn, enum conn_outcome o, json_t *items, const
 		if (ops->procedures_list(p->cat->dst, on_province, p) < 0) {
 			p->in_flight--;
 			p->refs--;
-			pass_fail(p, CONN_RETRY, "cannot read the provincial catalogue");
+			flow_result_note(&p->res, CONN_RETRY,
+					 "cannot read the provincial catalogue");
 			p->phase = PH_FETCH;
 			plan_fetch(p);
 		}
@@ -853,7 +840,7 @@ static void auto_close(struct cat_pass *p)
 	/* Only a complete full pass over a trusted list may say a mismatch is
 	 * gone: a record not looked at is not a record that matches. */
 	if (!s || !p->full || p->incomplete || p->store_failed || p->stopping || !p->list_trusted ||
-	    p->outcome != CONN_OK)
+	    p->res.outcome != CONN_OK)
 		return;
 	unsigned n = 0, total = 0;
 	char kind[96];
@@ -887,7 +874,7 @@ static void end_pass(struct catalog *c)
 	finish_catalogue(p);
 	auto_close(p);
 	int64_t now = now_wall_ms();
-	if (!p->stopping && p->outcome == CONN_OK) {
+	if (!p->stopping && p->res.outcome == CONN_OK) {
 		if (p->full)
 			c->last_full_ms = now;
 		else
@@ -908,11 +895,11 @@ static void end_pass(struct catalog *c)
 		p->full ? "full" : "quick", p->n_listed, p->n_fetched, p->n_new, p->n_changed,
 		p->n_reinstated, p->n_withdrawn, p->n_delivered, p->n_adopted, p->n_unmappable,
 		p->n_malformed, p->n_mismatches);
-	enum conn_outcome o = p->stopping ? CONN_RETRY : p->outcome;
+	enum conn_outcome o = p->stopping ? CONN_RETRY : p->res.outcome;
 	if (p->stopping)
 		flow_finish(c->f, o, "stopped; %s", counts);
-	else if (p->why)
-		flow_finish(c->f, o, "%s; %s", p->why, counts);
+	else if (p->res.why)
+		flow_finish(c->f, o, "%s; %s", p->res.why, counts);
 	else
 		flow_finish(c->f, o, "%s", counts);
 	free(counts);
@@ -944,7 +931,8 @@ static int on_step(sd_event_source *s, void *userdata)
 				p->in_flight--;
 				p->refs--;
 				p->incomplete = true;
-				pass_fail(p, CONN_RETRY, "cannot ask for %s", op->code);
+				flow_result_note(&p->res, CONN_RETRY, "cannot ask for %s",
+						 op->code);
 				free(op->code);
 				free(op);
 			}
@@ -1076,30 +1064,14 @@ static void catalog_free(struct flow *f)
 	f->priv = NULL;
 }
 
-static struct conn *resolve(struct flow *f, const char *key, const char *name,
-			    const struct connector *want, char **err)
-{
-	struct conn *c = daemon_conn_find(f->d, name);
-	if (!c) {
-		*err = xasprintf("%s: no enabled connector named '%s'", key, name);
-		return NULL;
-	}
-	if (c->type != want) {
-		*err = xasprintf("%s: connector '%s' is of type %s; this flow needs type %s", key,
-				 name, c->type->name, want->name);
-		return NULL;
-	}
-	return c;
-}
-
 static int catalog_init(struct flow *f, bool check_only, char **err)
 {
 	const struct catalog_opts *o = f->opts;
-	struct conn *src = resolve(f, "source", o->source, &conn_csdl, err);
+	struct conn *src = flow_conn(f, "source", o->source, &conn_csdl, err);
 	if (!src)
 		return -EINVAL;
 	struct conn *dst = NULL;
-	if (o->target && !(dst = resolve(f, "target", o->target, &conn_provincial, err)))
+	if (o->target && !(dst = flow_conn(f, "target", o->target, &conn_provincial, err)))
 		return -EINVAL;
 	/* The map set of the config this flow is built from (a reload brings
 	 * its own; a retired pass keeps the old one alive with its config). */

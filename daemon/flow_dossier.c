@@ -40,7 +40,6 @@
  * second dossier flow in one configuration is refused.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,8 +146,7 @@ struct dpass {
 	/* counts */
 	size_t n_changes, n_enqueued, n_unmappable, n_malformed, n_truncated;
 	size_t n_headers, n_rows, n_failed, n_dead, n_resolved, n_resent, n_overdue, n_late;
-	enum conn_outcome outcome;
-	char *why; /* first failure */
+	struct flow_result res;
 };
 
 struct dossier {
@@ -174,22 +172,8 @@ static void pass_unref(struct dpass *p)
 	json_decref(p->busy);
 	json_decref(p->doubt);
 	free(p->cursor);
-	free(p->why);
+	flow_result_clear(&p->res);
 	free(p);
-}
-
-static void pass_fail(struct dpass *p, enum conn_outcome o, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void pass_fail(struct dpass *p, enum conn_outcome o, const char *fmt, ...)
-{
-	va_list ap;
-	if (o > p->outcome)
-		p->outcome = o;
-	if (p->why)
-		return;
-	va_start(ap, fmt);
-	p->why = xvasprintf(fmt, ap);
-	va_end(ap);
 }
 
 static void step_at(struct dossier *df, uint64_t at_us);
@@ -214,8 +198,9 @@ static bool group_write(struct dpass *p, int r, const char *what)
 		return true;
 	}
 	if (!p->store_failed)
-		pass_fail(p, CONN_RETRY, "store: cannot %s: %s", what,
-			  r == -ENOSPC ? "the disk or [store] max_size is full" : strerror(-r));
+		flow_result_note(&p->res, CONN_RETRY, "store: cannot %s: %s", what,
+				 r == -ENOSPC ? "the disk or [store] max_size is full"
+					      : strerror(-r));
 	p->store_failed = true;
 	return false;
 }
@@ -522,7 +507,7 @@ static void on_changes(struct conn *conn, enum conn_outcome o, json_t *items,
 		int64_t wait = LT_MIN(opt->poll_ms << k, (int64_t)DOSSIER_FEED_BACKOFF);
 		p->feed_failures++;
 		p->next_feed_us = now + (uint64_t)LT_MAX(wait, opt->poll_ms) * 1000;
-		pass_fail(p, o, "feed: %s", why ? why : conn_outcome_name(o));
+		flow_result_note(&p->res, o, "feed: %s", why ? why : conn_outcome_name(o));
 		log_fields(p->feed_failures == 1 ? LOG_WARNING : LOG_DEBUG, DF_FIELDS(df),
 			   "reading the dossier feed failed (%s): %s", conn_outcome_name(o),
 			   why ? why : "");
@@ -584,7 +569,7 @@ static void read_feed(struct dpass *p)
 		p->next_feed_us =
 			now_mono_us() +
 			(uint64_t)((const struct dossier_opts *)df->f->opts)->poll_ms * 1000;
-		pass_fail(p, CONN_RETRY, "feed: cannot start a read");
+		flow_result_note(&p->res, CONN_RETRY, "feed: cannot start a read");
 	}
 }
 
@@ -719,20 +704,12 @@ static void record_dead(struct dpass *p, const char *mahoso, const char *what, c
 		 raw, NULL, mahoso);
 }
 
-static void on_headers(struct conn *c, const struct dvcqg_item *items, size_t n, void *ud)
+/* Records the verdicts of a DongBoHoSoMC push. */
+static void settle_headers(struct push_op *op, const struct dvcqg_item *items, size_t n)
 {
-	struct push_op *op = ud;
 	struct dpass *p = op->p;
-	(void)c;
-	p->in_flight--;
-	p->items_in_flight -= op->n;
-	if (!p->df)
-		goto out;
 	int64_t now = now_wall_ms();
-	size_t acked = 0;
-	for (size_t i = 0; i < n && i < op->n; i++)
-		acked += items[i].o != CONN_RETRY;
-	for (size_t i = 0; i < n && i < op->n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const struct dvcqg_item *v = &items[i];
 		struct push_item *it = &op->it[i];
 		unbusy(p, it->mahoso);
@@ -754,17 +731,12 @@ static void on_headers(struct conn *c, const struct dvcqg_item *items, size_t n,
 		} else if (v->o == CONN_FAIL) {
 			record_dead(p, it->mahoso, "header", NULL, 0, v->why, v->raw);
 		} else {
-			record_failed(p, it->mahoso, NULL, 0, it->attempts, acked > 0, v->why,
+			record_failed(p, it->mahoso, NULL, 0, it->attempts, op->acked > 0, v->why,
 				      v->raw);
-			pass_fail(p, CONN_RETRY, "portal: %s", v->why ? v->why : "retry");
+			flow_result_note(&p->res, CONN_RETRY, "portal: %s",
+					 v->why ? v->why : "retry");
 		}
 	}
-	push_outcome(p, acked, op->n);
-	p->next_due_us = 0;
-	step_soon(p->df);
-out:
-	pass_unref(p);
-	push_op_free(op);
 }
 
 /* Adds dossier mahoso's rows to the doubt set, for a look-up before anything else. */
@@ -840,14 +812,15 @@ static void settle_rows(struct push_op *op, const struct dvcqg_item *items, size
 		p->n_failed++;
 	}
 	if ((n_retry && !unknown) || n_doubt)
-		pass_fail(p, CONN_RETRY, "portal: %s", why ? why : "retry");
+		flow_result_note(&p->res, CONN_RETRY, "portal: %s", why ? why : "retry");
 	json_decref(doubt_rows);
 	free(ok);
 	free(retry);
 	free(doubt);
 }
 
-static void on_progress(struct conn *c, const struct dvcqg_item *items, size_t n, void *ud)
+/* Completion of a push, headers or rows: the verdict of each item. */
+static void on_push(struct conn *c, const struct dvcqg_item *items, size_t n, void *ud)
 {
 	struct push_op *op = ud;
 	struct dpass *p = op->p;
@@ -860,7 +833,9 @@ static void on_progress(struct conn *c, const struct dvcqg_item *items, size_t n
 	for (size_t i = 0; i < n; i++)
 		op->acked += items[i].o != CONN_RETRY;
 	push_outcome(p, op->acked, op->n);
-	for (size_t a = 0; a < n;) {
+	if (op->headers)
+		settle_headers(op, items, n);
+	for (size_t a = 0; !op->headers && a < n;) {
 		size_t b = a + 1;
 		while (b < n && !strcmp(op->it[b].mahoso, op->it[a].mahoso))
 			b++;
@@ -906,14 +881,15 @@ static void push_send(struct dpass *p, struct push_op *op, bool send)
 	p->refs++;
 	p->in_flight++;
 	p->items_in_flight += op->n;
-	int r = op->headers ? ops->push_headers(df->dst, op->payload, op->how, on_headers, op)
-			    : ops->push_progress(df->dst, op->payload, on_progress, op);
+	int r = op->headers ? ops->push_headers(df->dst, op->payload, op->how, on_push, op)
+			    : ops->push_progress(df->dst, op->payload, on_push, op);
 	if (r < 0) {
 		/* nothing was sent: the rows marked sending go back */
 		p->refs--;
 		p->in_flight--;
 		p->items_in_flight -= op->n;
-		pass_fail(p, CONN_RETRY, "portal: cannot send a batch: %s", strerror(-r));
+		flow_result_note(&p->res, CONN_RETRY, "portal: cannot send a batch: %s",
+				 strerror(-r));
 		for (size_t i = 0; i < op->n; i++) {
 			unbusy(p, op->it[i].mahoso);
 			record_failed(p, op->it[i].mahoso, op->it[i].id ? &op->it[i].id : NULL,
@@ -1200,14 +1176,16 @@ static void on_lookup(struct conn *c, enum conn_outcome o, json_t *header, json_
 		resolve_doubt(p, op->mahoso, header, progress);
 	} else if (op->before_create) {
 		record_failed(p, op->mahoso, NULL, 0, 0, false, why ? why : "look-up failed", raw);
-		pass_fail(p, o, "portal: looking %s up: %s", op->mahoso, why ? why : "failed");
+		flow_result_note(&p->res, o, "portal: looking %s up: %s", op->mahoso,
+				 why ? why : "failed");
 	} else {
 		json_t *e = json_object_get(p->doubt, op->mahoso);
 		if (e)
 			json_object_set_new(
 				e, "tries",
 				json_integer(json_integer_value(json_object_get(e, "tries")) + 1));
-		pass_fail(p, o, "portal: looking %s up: %s", op->mahoso, why ? why : "failed");
+		flow_result_note(&p->res, o, "portal: looking %s up: %s", op->mahoso,
+				 why ? why : "failed");
 		log_fields(LOG_DEBUG, DF_FIELDS(p->df), "looking dossier %s up failed: %s%s%.200s",
 			   op->mahoso, why ? why : "", raw ? ": " : "", raw ? raw : "");
 		const struct dossier_opts *opt = p->df->f->opts;
@@ -1342,11 +1320,11 @@ static void end_pass(struct dossier *df)
 		"sent and %zu sent again; %zu overdue",
 		p->n_changes, p->n_enqueued, p->n_unmappable, p->n_malformed, p->n_headers,
 		p->n_rows, p->n_failed, p->n_dead, p->n_resolved, p->n_resent, p->n_overdue);
-	enum conn_outcome o = p->stopping && p->outcome == CONN_OK ? CONN_OK : p->outcome;
+	enum conn_outcome o = p->stopping && p->res.outcome == CONN_OK ? CONN_OK : p->res.outcome;
 	if (p->stopping)
 		flow_finish(df->f, o, "stopped; %s", counts);
-	else if (p->why)
-		flow_finish(df->f, o, "%s; %s", p->why, counts);
+	else if (p->res.why)
+		flow_finish(df->f, o, "%s; %s", p->res.why, counts);
 	else
 		flow_finish(df->f, o, "%s", counts);
 	free(counts);
@@ -1525,22 +1503,6 @@ static void dossier_free(struct flow *f)
 	f->priv = NULL;
 }
 
-static struct conn *resolve(struct flow *f, const char *key, const char *name,
-			    const struct connector *want, char **err)
-{
-	struct conn *c = daemon_conn_find(f->d, name);
-	if (!c) {
-		*err = xasprintf("%s: no enabled connector named '%s'", key, name);
-		return NULL;
-	}
-	if (c->type != want) {
-		*err = xasprintf("%s: connector '%s' is of type %s; this flow needs type %s", key,
-				 name, c->type->name, want->name);
-		return NULL;
-	}
-	return c;
-}
-
 static const struct map_record *find_map(const struct config *cfg, const char *key,
 					 const char *name, char **err)
 {
@@ -1567,10 +1529,10 @@ static int dossier_init(struct flow *f, bool check_only, char **err)
 			return -EINVAL;
 		}
 	}
-	struct conn *src = resolve(f, "source", o->source, &conn_provincial, err);
+	struct conn *src = flow_conn(f, "source", o->source, &conn_provincial, err);
 	if (!src)
 		return -EINVAL;
-	struct conn *dst = resolve(f, "target", o->target, &conn_dvcqg, err);
+	struct conn *dst = flow_conn(f, "target", o->target, &conn_dvcqg, err);
 	if (!dst)
 		return -EINVAL;
 	const struct map_record *hm = find_map(cfg, "header_mapping", o->header_mapping, err);

@@ -392,16 +392,22 @@ static json_t *member_time(json_t *o, const char *name)
 }
 
 /* "2026-11-27T04:33:06Z (5m ago)" for a detail line, or none_text when unset. */
+/* "AT (5m ago)" for time t; takes at. */
+static char *with_relative(char *at, int64_t t)
+{
+	char *rel = fmt_relative(t - (int64_t)time(NULL));
+	char *s = xasprintf("%s (%s)", at, rel);
+	free(at);
+	free(rel);
+	return s;
+}
+
 static char *when_text(json_t *v, const char *none_text)
 {
 	int64_t t;
 	if (!json_time(v, &t))
 		return xstrdup(none_text);
-	char *iso = fmt_iso(t), *rel = fmt_relative(t - (int64_t)time(NULL));
-	char *s = xasprintf("%s (%s)", iso, rel);
-	free(iso);
-	free(rel);
-	return s;
+	return with_relative(fmt_iso(t), t);
 }
 
 /* next_run: an ISO time, seconds from now ("in_s"), or {"in_s": n}. */
@@ -1415,11 +1421,7 @@ static char *local_when(json_t *o, const char *name, const char *none_text)
 	int64_t t;
 	if (!json_time(v, &t))
 		return xstrdup(none_text);
-	char *at = local_time(v), *rel = fmt_relative(t - (int64_t)time(NULL));
-	char *s = xasprintf("%s (%s)", at, rel);
-	free(at);
-	free(rel);
-	return s;
+	return with_relative(local_time(v), t);
 }
 
 /* A duration member in seconds ("3d 04h"), or "-". */

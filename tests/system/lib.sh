@@ -50,6 +50,29 @@ finish() {
 	[ "$n_bad" -eq 0 ]
 }
 
+# rc CMD...: prints the exit status of CMD (output to $T/out, $T/err).
+rc() {
+	if "$@" >"$T/out" 2>"$T/err"; then echo 0; else echo $?; fi
+}
+# expect WHAT WANT CMD...: ok when CMD exits with status WANT.
+expect() {
+	what=$1 want=$2
+	shift 2
+	got=$(rc "$@")
+	if [ "$got" = "$want" ]; then
+		pass "$what"
+	else
+		fail "$what (exit $got, want $want)"
+		sed 's/^/#   /' "$T/out" "$T/err" | head -20
+	fi
+}
+# has WHAT FILE TEXT: ok when FILE has the fixed string TEXT.
+has() {
+	if grep -qF -- "$3" "$2"; then pass "$1"; else
+		fail "$1 (no '$3')"
+		sed 's/^/#   /' "$2" | head -20
+	fi
+}
 # wait_until SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
 wait_until() {
 	limit=$(($1 * 10))
@@ -178,13 +201,20 @@ ${3:-}
 CONF
 }
 
+# pipeline_setup FILE: the simulator's secrets (adapter password, provincial
+# token) as 0600 files, and [daemon] mappings_dir = the tree's mappings/.
+pipeline_setup() {
+	[ -f "$T/adapter.pw" ] || secret_file adapter.pw secret >/dev/null
+	[ -f "$T/province.token" ] || secret_file province.token provincial-secret-token >/dev/null
+	grep -q '^mappings_dir' "$1" ||
+		sed -i "s|^health_interval = 1s|health_interval = 1s\nmappings_dir = $(pwd)/mappings|" "$1"
+}
+
 # catalog_conf FILE [FLOW_LINES] [CSDL_LINES]: appends the procedures
 # pipeline: csdl connector "national" and provincial connector "province" on
 # the simulator (sim_start first), flow "catalog", mappings from the tree.
 catalog_conf() {
-	[ -f "$T/adapter.pw" ] || secret_file adapter.pw secret >/dev/null
-	[ -f "$T/province.token" ] || secret_file province.token provincial-secret-token >/dev/null
-	sed -i "s|^health_interval = 1s|health_interval = 1s\nmappings_dir = $(pwd)/mappings|" "$1"
+	pipeline_setup "$1"
 	cat >>"$1" <<CONF
 
 [connector.national]
@@ -215,10 +245,7 @@ CONF
 # flow "dossier" -> the national portal behind the adapter (dvcqg connector
 # "portal"), both on the simulator (sim_start first), mappings from the tree.
 dossier_conf() {
-	[ -f "$T/adapter.pw" ] || secret_file adapter.pw secret >/dev/null
-	[ -f "$T/province.token" ] || secret_file province.token provincial-secret-token >/dev/null
-	grep -q '^mappings_dir' "$1" ||
-		sed -i "s|^health_interval = 1s|health_interval = 1s\nmappings_dir = $(pwd)/mappings|" "$1"
+	pipeline_setup "$1"
 	cat >>"$1" <<CONF
 
 [connector.province]
@@ -246,4 +273,30 @@ poll = 200ms
 retry_min = 200ms
 ${2:-}
 CONF
+}
+
+# feed_fetch FILE JQ_PROJECTION: brings FILE up to date with the simulator's
+# provincial change feed: every change (projected by the jq expression), one
+# a line, in seq order. The feed is a log: only what is new since the cursor
+# kept in FILE.cursor is read; a missing FILE starts from the beginning.
+feed_fetch() {
+	[ -f "$1" ] || { : >"$1"; rm -f "$1.cursor"; }
+	_fc=$(cat "$1.cursor" 2>/dev/null)
+	_fi=0
+	while [ "$_fi" -lt 1000 ]; do
+		curl -sf -H "Authorization: Bearer provincial-secret-token" \
+			"$SIM_URL/provincial/api/v1/ho-so/thay-doi?limit=1000&cursor=$_fc" >"$T/page" ||
+			return 1
+		# one parse of the page: its items, then a line {"next", "more"}
+		jq -c "(.items | arrays | .[] | $2), {next: .next_cursor, more: .has_more}" \
+			"$T/page" >"$T/part" || return 1
+		tail -n 1 "$T/part" >"$T/meta"
+		jq -e '.next | strings' "$T/meta" >/dev/null || return 1
+		sed '$d' "$T/part" >>"$1"
+		_fc=$(jq -r .next "$T/meta")
+		printf '%s\n' "$_fc" >"$1.cursor"
+		[ "$(jq -r .more "$T/meta")" = true ] || return 0
+		_fi=$((_fi + 1))
+	done
+	return 1
 }

@@ -39,29 +39,6 @@ pass "lienthongd starts and creates its control socket"
 ctl() { "$BIN/lienthongctl" --socket "$sock" "$@"; }
 # as_nobody CMD...: runs CMD as uid/gid 65534 (nobody/nogroup), no other groups.
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
-# rc CMD...: prints the exit status of CMD (output to $T/out, $T/err).
-rc() {
-	if "$@" >"$T/out" 2>"$T/err"; then echo 0; else echo $?; fi
-}
-# expect WHAT WANT CMD...: ok when CMD exits with status WANT.
-expect() {
-	what=$1 want=$2
-	shift 2
-	got=$(rc "$@")
-	if [ "$got" = "$want" ]; then
-		pass "$what"
-	else
-		fail "$what (exit $got, want $want)"
-		sed 's/^/#   /' "$T/out" "$T/err" | head -20
-	fi
-}
-# has WHAT FILE PATTERN: ok when FILE has a line matching the fixed string.
-has() {
-	if grep -qF -- "$3" "$2"; then pass "$1"; else
-		fail "$1 (no '$3')"
-		sed 's/^/#   /' "$2" | head -20
-	fi
-}
 
 check "the socket has mode 0660 and group nogroup" \
 	test "$(stat -c '%a %G' "$sock")" = "660 nogroup"

@@ -41,7 +41,6 @@ export no_proxy NO_PROXY
 
 NOW=2025-11-20T10:00:00+07:00
 FEED=/provincial/api/v1/ho-so/thay-doi
-TOKEN=provincial-secret-token
 
 # ---- helpers ----------------------------------------------------------------------
 
@@ -58,26 +57,8 @@ def finished: (.trangThai | code) as $c | [3, 7, 9, 10] | index([$c]) != null;'
 PROJ='{seq, maHoSo, thoiDiem, trangThai, buocXuLy: {thoiDiem: .buocXuLy.thoiDiem},
 	hoSo: {ngayHenTra: .hoSo.ngayHenTra, maThuTuc: .hoSo.maThuTuc, ngayTiepNhan: .hoSo.ngayTiepNhan}}'
 # feed_all: brings $T/feed up to date: every change of the feed (projected),
-# one a line, in seq order. The feed is a log: only what is new is read.
-FEED_AT=""
-feed_all() {
-	[ -f "$T/feed" ] || { : >"$T/feed"; FEED_AT=""; }
-	_i=0
-	while [ "$_i" -lt 1000 ]; do
-		curl -sf -H "Authorization: Bearer $TOKEN" "$SIM_URL$FEED?limit=1000&cursor=$FEED_AT" \
-			>"$T/page" || return 1
-		# one parse of the page: its items, then a line {"next", "more"}
-		jq -c "(.items | arrays | .[] | $PROJ), {next: .next_cursor, more: .has_more}" \
-			"$T/page" >"$T/part" || return 1
-		tail -n 1 "$T/part" >"$T/meta"
-		jq -e '.next | strings' "$T/meta" >/dev/null || return 1
-		sed '$d' "$T/part" >>"$T/feed"
-		FEED_AT=$(jq -r .next "$T/meta")
-		[ "$(jq -r .more "$T/meta")" = true ] || return 0
-		_i=$((_i + 1))
-	done
-	return 1
-}
+# one a line, in seq order (only what is new is read).
+feed_all() { feed_fetch "$T/feed" "$PROJ"; }
 # jqs FILE EXPR: FILE is not empty and EXPR holds on its slurped lines.
 jqs() { [ -s "$1" ] && jq -e -s "$JQDEFS $2" "$1" >/dev/null; }
 # jqv FILE EXPR: prints EXPR of FILE's slurped lines.

@@ -49,24 +49,9 @@ def rowkey: [(.buocXuLy.thoiDiem // "" | ymd), (.trangThai | code | tostring)];'
 # feed_all: every change of the feed into $T/feed (what the checks use of
 # it), one a line, in seq order.
 feed_all() {
-	: >"$T/feed"
-	_c=""
-	_i=0
-	while [ "$_i" -lt 1000 ]; do
-		curl -sf -H "Authorization: Bearer provincial-secret-token" \
-			"$SIM_URL/provincial/api/v1/ho-so/thay-doi?limit=1000&cursor=$_c" >"$T/page" || return 1
-		# one parse of the page: its items, then a line {"next", "more"}
-		jq -c '(.items | arrays | .[] | {seq, maHoSo, thoiDiem, trangThai,
-			buocXuLy: {thoiDiem: .buocXuLy.thoiDiem}, hoSo: {ngayHenTra: .hoSo.ngayHenTra}}),
-			{next: .next_cursor, more: .has_more}' "$T/page" >"$T/part" || return 1
-		tail -n 1 "$T/part" >"$T/meta"
-		jq -e '.next | strings' "$T/meta" >/dev/null || return 1
-		sed '$d' "$T/part" >>"$T/feed"
-		_c=$(jq -r .next "$T/meta")
-		[ "$(jq -r .more "$T/meta")" = true ] || return 0
-		_i=$((_i + 1))
-	done
-	return 1
+	rm -f "$T/feed"
+	feed_fetch "$T/feed" '{seq, maHoSo, thoiDiem, trangThai,
+		buocXuLy: {thoiDiem: .buocXuLy.thoiDiem}, hoSo: {ngayHenTra: .hoSo.ngayHenTra}}'
 }
 feed_dossiers() { jq -r .maHoSo "$T/feed" | sort -u | wc -l; }
 # order_all: for every dossier, the rows the portal received (in arrival

@@ -31,29 +31,6 @@ FEED=/provincial/api/v1/ho-so/thay-doi
 TWIN_PID=""
 trap 'if [ -n "$TWIN_PID" ]; then kill -TERM "$TWIN_PID" 2>/dev/null; wait "$TWIN_PID" 2>/dev/null; fi; cleanup' EXIT
 
-# rc CMD...: the exit status of CMD, its output in $T/out and $T/err.
-rc() {
-	if "$@" >"$T/out" 2>"$T/err"; then echo 0; else echo $?; fi
-}
-# expect WHAT WANT CMD...: ok when CMD exits with status WANT.
-expect() {
-	what=$1 want=$2
-	shift 2
-	got=$(rc "$@")
-	if [ "$got" = "$want" ]; then
-		pass "$what"
-	else
-		fail "$what (exit $got, want $want)"
-		sed 's/^/#   /' "$T/out" "$T/err" | head -20
-	fi
-}
-# has WHAT FILE TEXT: ok when FILE has the fixed string TEXT.
-has() {
-	if grep -qF -- "$3" "$2"; then pass "$1"; else
-		fail "$1 (no '$3')"
-		sed 's/^/#   /' "$2" | head -20
-	fi
-}
 # lacks WHAT FILE TEXT: ok when FILE does not have TEXT (and TEXT is not empty).
 lacks() {
 	if [ -n "$3" ] && ! grep -qF -- "$3" "$2"; then pass "$1"; else
