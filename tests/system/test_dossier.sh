@@ -306,6 +306,12 @@ F0=$(sim_stat '.faults.error + .faults.fail_next')
 sim_faults '{"path":"/integration","error_rate":0.5,"fail_next":15}'
 feed_op '{"op":"generate","count":300}' >/dev/null
 sleep 2
+# failure reasons are a few stable classes, not the connector's texts with
+# times and batch sizes (each of which would be a "reason" of its own)
+check "500/503 storm: queue's by_reason names stable classes" json_is queue '.by_reason | keys |
+	all(IN("portal circuit open", "portal error (HTTP 5xx)", "rate limited (HTTP 429)",
+		"refused by the gateway (HTTP 4xx)", "answer not JSON", "timeout", "cannot log in",
+		"not submitted", "portal did not answer clearly", "unknown to the portal"))'
 sim_faults '{"path":"/integration","reset":true}'
 check "500/503 storm: the portal answered errors" sh -c "[ $(sim_stat '.faults.error + .faults.fail_next') -gt $((F0 + 10)) ]"
 check "500/503 storm: every change arrives after it" settle 30
