@@ -440,6 +440,21 @@ check "oversize: delivered truncated (TrichYeuHoSo 2000, ChuHoSo 500, NoiDungXuL
 check "oversize: recorded as dossier.truncated" sh -c "
 	$BIN/lienthongctl --socket $T/ctl.sock --json mismatches --kind dossier.truncated --dossier $MOVER |
 	jq -e '(.mismatches | length) == 1' >/dev/null"
+# A change whose hoSo is null names no dossier: no dead letter can hold it,
+# so it is a dossier.malformed mismatch keyed by its seq, and the feed goes on.
+feed_op '{"op":"malformed","count":2,"kind":"nohoso"}' >"$T/mal3"
+NH1=$(jq -r '.seqs[0] // 0' "$T/mal3")
+NH2=$(jq -r '.seqs[1] // 0' "$T/mal3")
+feed_op '{"op":"generate","count":20}' >/dev/null
+feed_all || fail "reading the feed"
+NHM=$(jqv "$T/feed" "[.[] | select(.seq == $NH1 or .seq == $NH2) | .maHoSo]")
+SKIP=$(echo "$SKIP" | jq -c ". + $NHM")
+UNMAPPABLE=$(echo "$UNMAPPABLE" | jq -c ". + $NHM | sort") # nothing of them on the portal
+check "no hoSo: the rest flows" settle 30
+check "no hoSo: exactly once" exact
+check "no hoSo: dossier.malformed for each, keyed by its seq" json_is \
+	"mismatches --kind dossier.malformed" "[.mismatches[].key] | sort == [\"seq $NH1\", \"seq $NH2\"]"
+check "no hoSo: no dead letter for them" flow_is ".queue.dead_letters == 4"
 echo "# $(elapsed) s: broken changes checked"
 
 # ---- 6. a refusal for good in a 200 answer -------------------------------------------------------

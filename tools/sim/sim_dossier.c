@@ -672,8 +672,11 @@ struct dossier {
 enum cls { CLS_PRE, CLS_OLD, CLS_RECENT, CLS_LATER };
 
 /* Malformed kinds (spec §4). */
-enum mal { MAL_NONE, MAL_STATUS, MAL_UNIT, MAL_DATES, MAL_OVERSIZE, MAL__COUNT };
-static const char *const mal_names[MAL__COUNT] = {NULL, "status", "unit", "dates", "oversize"};
+/* MAL_NOHOSO (a change without its dossier) only when asked for by kind:
+ * the kinds in turn stop at MAL_OVERSIZE. */
+enum mal { MAL_NONE, MAL_STATUS, MAL_UNIT, MAL_DATES, MAL_OVERSIZE, MAL_NOHOSO, MAL__COUNT };
+static const char *const mal_names[MAL__COUNT] = {NULL,	   "status",   "unit",
+						  "dates", "oversize", "nohoso"};
 
 static const char *const status_names[11] = {
 	NULL,	      "MOI_DANG_KY",	 "DA_TIEP_NHAN",       "TU_CHOI_TIEP_NHAN",
@@ -1391,11 +1394,15 @@ static void emit(struct dossier *d, enum mal mal)
 	lit(e, iso, ISO_LEN);
 	lits(e, "\",\"trangThai\":\"");
 	lits(e, mal == MAL_STATUS ? "CHO_PHE_DUYET" : status_names[s->status]);
-	lits(e, "\",\"hoSo\":{");
-	ref(e, d->ref_a);
-	ref(e, d->ref_dates);
-	ref(e, d->ref_b);
-	ref(e, d->ref_lists);
+	if (mal == MAL_NOHOSO) {
+		lits(e, "\",\"hoSo\":null");
+	} else {
+		lits(e, "\",\"hoSo\":{");
+		ref(e, d->ref_a);
+		ref(e, d->ref_dates);
+		ref(e, d->ref_b);
+		ref(e, d->ref_lists);
+	}
 	lits(e, ",\"buocXuLy\":{");
 	ref(e, s->role == ROLE_CITIZEN ? d->ref_citizen : d->ref_staff[s->role]);
 	lits(e, ",");
@@ -1423,7 +1430,7 @@ static void emit(struct dossier *d, enum mal mal)
 	lits(e, "\"}}");
 	log_append(e);
 	/* The key of the row the flow makes of it: none without a known status or a time. */
-	if (mal != MAL_STATUS && mal != MAL_DATES) {
+	if (mal != MAL_STATUS && mal != MAL_DATES && mal != MAL_NOHOSO) {
 		static const unsigned char at[14] = {0, 1,  2,	3,  5,	6,  8,
 						     9, 11, 12, 14, 15, 17, 18};
 		char when14[15];
@@ -1917,7 +1924,7 @@ static void post_feed(struct sim_request *rq, struct sim_reply *rp)
 		}
 		if (kind != NULL && only == MAL_NONE) {
 			sim_reply_error(rp, MHD_HTTP_BAD_REQUEST, "bad_request",
-					"\"kind\" must be status, unit, dates or oversize");
+					"\"kind\" must be status, unit, dates, oversize or nohoso");
 			return;
 		}
 		seqs = json_array();
@@ -1933,9 +1940,8 @@ static void post_feed(struct sim_request *rq, struct sim_reply *rp)
 			return;
 		}
 		for (json_int_t i = 0; i < count; i++) {
-			enum mal k = only != MAL_NONE
-					     ? only
-					     : (enum mal)(1 + G.malformed % (MAL__COUNT - 1));
+			enum mal k = only != MAL_NONE ? only
+						      : (enum mal)(1 + G.malformed % MAL_OVERSIZE);
 
 			malformed_one(k);
 			json_array_append_new(seqs, json_integer((json_int_t)atomic_load(&L.n)));
