@@ -103,21 +103,6 @@ struct csdl {
 #define CSDL_FIELDS(cs) ((const char *const[]){(cs)->field, NULL})
 
 /* The JSON type of j as a noun, for messages. */
-static const char *csdl_json_kind(const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "a list";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "?";
-}
-
 /* ---- operations ------------------------------------------------------- */
 
 static void csdl_op_free(struct csdl_op *op)
@@ -191,7 +176,7 @@ static enum conn_outcome csdl_check_list(struct csdl *cs, enum csdl_svc svc, jso
 
 	if (!json_is_array(result)) {
 		*why = xasprintf("%s: result is not a list (%s)", csdl_service_name[svc],
-				 result ? csdl_json_kind(result) : "absent");
+				 result ? conn_json_kind(result) : "absent");
 		return CONN_FAIL;
 	}
 	json_array_foreach (result, i, e) {
@@ -241,7 +226,7 @@ static enum conn_outcome csdl_check_record(const struct csdl *cs, const char *co
 	}
 	if (!json_is_array(result)) {
 		*why = xasprintf("procedure %s: result is not a list (%s)", code,
-				 result ? csdl_json_kind(result) : "absent");
+				 result ? conn_json_kind(result) : "absent");
 		return CONN_FAIL;
 	}
 	if (json_array_size(result) == 0) {
@@ -254,7 +239,7 @@ static enum conn_outcome csdl_check_record(const struct csdl *cs, const char *co
 	rec = json_array_get(result, 0);
 	if (!json_is_object(rec)) {
 		*why = xasprintf("procedure %s: result[0] is %s, not a record", code,
-				 csdl_json_kind(rec));
+				 conn_json_kind(rec));
 		return CONN_FAIL;
 	}
 	/*

@@ -270,21 +270,6 @@ static char *dv_answer_why(const struct adapter_answer *a)
 	return w;
 }
 
-static const char *dv_json_kind(const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "a list";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "?";
-}
-
 static const char *dv_body(const struct adapter_answer *a)
 {
 	return a && a->raw && a->raw->body && a->raw->body_len ? a->raw->body : NULL;
@@ -393,7 +378,7 @@ static enum conn_outcome dv_lookup_judge(struct dv *dv, const char *code,
 	}
 	if (!json_is_array(a->result)) {
 		*msg = xasprintf("%s %s: result is not a list (%s)", svc, code,
-				 a->result ? dv_json_kind(a->result) : "absent");
+				 a->result ? conn_json_kind(a->result) : "absent");
 		return CONN_FAIL;
 	}
 	if (json_array_size(a->result) == 0)
@@ -401,7 +386,7 @@ static enum conn_outcome dv_lookup_judge(struct dv *dv, const char *code,
 	rec = json_array_get(a->result, 0);
 	if (!json_is_object(rec)) {
 		*msg = xasprintf("%s %s: result[0] is %s, not a dossier", svc, code,
-				 dv_json_kind(rec));
+				 conn_json_kind(rec));
 		return CONN_FAIL;
 	}
 	got = json_string_value(json_object_get(rec, "MaHoSo"));
@@ -1027,7 +1012,7 @@ static char *dv_bad_item_why(const struct dv *dv, enum dv_svc svc, size_t i, con
 
 	if (!json_is_object(e))
 		return xasprintf("%s: item %zu is %s, not a %s", dv->svc_name[svc], i + 1,
-				 dv_json_kind(e),
+				 conn_json_kind(e),
 				 svc == DV_HEADERS ? "dossier header" : "progress row");
 	if (!k)
 		what = "no";

@@ -192,21 +192,6 @@ struct prov {
 
 #define PROV_FIELDS(pv) ((const char *const[]){(pv)->field, NULL})
 
-static const char *prov_json_kind(const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "a list";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "?";
-}
-
 /* ---- text helpers ----------------------------------------------------- */
 
 /*
@@ -462,19 +447,19 @@ static enum conn_outcome prov_page_take(struct prov_op *op, const struct http_re
 	}
 	if (!json_is_object(page)) {
 		*why = xasprintf("page %u: the answer is %s, not an object", op->page,
-				 prov_json_kind(page));
+				 conn_json_kind(page));
 		goto out;
 	}
 	items = json_object_get(page, opt->list_items_field);
 	if (!json_is_array(items)) {
 		*why = xasprintf("page %u: \"%s\" is %s, not a list of records", op->page,
-				 opt->list_items_field, items ? prov_json_kind(items) : "absent");
+				 opt->list_items_field, items ? conn_json_kind(items) : "absent");
 		goto out;
 	}
 	jt = json_object_get(page, opt->list_total_field);
 	if (!json_is_integer(jt) || json_integer_value(jt) < 0) {
 		*why = xasprintf("page %u: \"%s\" is %s, not a count of records", op->page,
-				 opt->list_total_field, jt ? prov_json_kind(jt) : "absent");
+				 opt->list_total_field, jt ? conn_json_kind(jt) : "absent");
 		goto out;
 	}
 	total = json_integer_value(jt);
@@ -482,7 +467,7 @@ static enum conn_outcome prov_page_take(struct prov_op *op, const struct http_re
 	json_array_foreach (items, i, e) {
 		if (!json_is_object(e)) {
 			*why = xasprintf("page %u: item %zu is %s, not a record", op->page, i + 1,
-					 prov_json_kind(e));
+					 conn_json_kind(e));
 			goto out;
 		}
 	}
@@ -706,7 +691,7 @@ static int prov_procedure_put(struct conn *c, const char *code, json_t *record, 
 		pv->puts_failed++;
 		return prov_fail_later(pv, done, NULL, ud,
 				       xasprintf("PUT %s: the record is %s, not an object", code,
-						 record ? prov_json_kind(record) : "absent"));
+						 record ? conn_json_kind(record) : "absent"));
 	}
 	esc = prov_escape(code);
 	path = xasprintf("%s/%s", opt->procedures_path, esc);
@@ -778,13 +763,13 @@ static enum conn_outcome prov_changes_take(struct prov_op *op, json_t **items, c
 	*has_more = false;
 	if (!json_is_object(page)) {
 		*why = xasprintf("the answer is %s, not an object",
-				 page ? prov_json_kind(page) : "empty");
+				 page ? conn_json_kind(page) : "empty");
 		return CONN_FAIL;
 	}
 	list = json_object_get(page, "items");
 	if (!json_is_array(list)) {
 		*why = xasprintf("\"items\" is %s, not a list of changes",
-				 list ? prov_json_kind(list) : "absent");
+				 list ? conn_json_kind(list) : "absent");
 		return CONN_FAIL;
 	}
 	jn = json_object_get(page, "next_cursor");
@@ -794,7 +779,7 @@ static enum conn_outcome prov_changes_take(struct prov_op *op, json_t **items, c
 		*next = xasprintf("%lld", (long long)json_integer_value(jn));
 	else {
 		*why = xasprintf("\"next_cursor\" is %s, not a cursor",
-				 jn ? prov_json_kind(jn) : "absent");
+				 jn ? conn_json_kind(jn) : "absent");
 		return CONN_FAIL;
 	}
 	if (strlen(*next) > PROVINCIAL_MAX_CURSOR_BYTES) {
@@ -804,7 +789,7 @@ static enum conn_outcome prov_changes_take(struct prov_op *op, json_t **items, c
 	}
 	jm = json_object_get(page, "has_more");
 	if (jm && !json_is_boolean(jm)) {
-		*why = xasprintf("\"has_more\" is %s, not a boolean", prov_json_kind(jm));
+		*why = xasprintf("\"has_more\" is %s, not a boolean", conn_json_kind(jm));
 		goto fail;
 	}
 	*has_more = json_is_true(jm);

@@ -41,6 +41,9 @@ enum conn_outcome {
 const char *conn_outcome_name(enum conn_outcome o);
 /* The connector outcome of an HTTP core (or adapter) outcome. */
 enum conn_outcome conn_outcome_from_http(enum http_outcome o);
+/* What a JSON value is, for messages about answers of the wrong shape:
+ * "an object", "a list", "a string", "a number", "a boolean", "null". */
+const char *conn_json_kind(const json_t *j);
 
 /* Connector flags. */
 #define CONN_F_HTTP    0x1u /* instance gets an http_client from [connector.X] http keys */

@@ -60,55 +60,7 @@ jq -r '
 n_dept=$(wc -l <"$tmp/departments")
 
 base=$(basename "$csv")
-LC_ALL=C awk -F, -v base="$base" -v out="$tmp" '
-function esc(s,    r, i, c) {
-	r = ""
-	for (i = 1; i <= length(s); i++) {
-		c = substr(s, i, 1)
-		if (c == "\\" || c == "\"")
-			r = r "\\" c
-		else if (c == "\t")
-			r = r " "
-		else
-			r = r c
-	}
-	return r
-}
-function code5(s) { return s ~ /^[0-9][0-9][0-9][0-9][0-9]$/ }
-function die(msg) { printf "%s:%d: %s\n", base, NR, msg > "/dev/stderr"; failed = 1; exit 1 }
-{ sub(/\r$/, "") }
-NR == 1 && /^#/ {
-	source = $0
-	sub(/^# *(source: *)?/, "", source)
-	next
-}
-/^#/ || /^[ \t]*$/ { next }
-!header { header = 1; next }
-{
-	if (NF < 8) die("expected 8 columns, got " NF)
-	newname = $2; newcode = $3; oldname = $4; oldcode = $5; how = $6
-	dist = $7; prov = $8
-	if (!code5(newcode) || !code5(oldcode)) die("a commune code is 5 digits")
-	if (!(newcode in newname_of)) {
-		newname_of[newcode] = newname
-		new_order[++n_new] = newcode
-	} else if (newname_of[newcode] != newname) {
-		die("new code " newcode " has two names")
-	}
-	if (!(oldcode in cands)) {
-		old_order[++n_old] = oldcode
-		cands[oldcode] = newcode
-		n_cands[oldcode] = 1
-		cand_names[oldcode] = newname
-		old_desc[oldcode] = oldname " (" dist ", " prov ")"
-		old_how[oldcode] = how
-	} else if (index(", " cands[oldcode] ",", ", " newcode ",") == 0) {
-		cands[oldcode] = cands[oldcode] ", " newcode
-		cand_names[oldcode] = cand_names[oldcode] ", " newname
-		n_cands[oldcode]++
-	}
-	rows++
-}
+LC_ALL=C awk -F, -v base="$base" -v out="$tmp" -f "$(dirname "$0")/commune-conversion.awk" -f /dev/stdin "$csv" <<'AWK'
 END {
 	if (failed) exit 1
 	if (!rows) { print base ": no rows" > "/dev/stderr"; exit 1 }
@@ -131,7 +83,7 @@ END {
 	printf "%d %d %d\n", n_old, n_new, rows > (out "/counts")
 	printf "%s\n", esc(source) > (out "/source")
 }
-' "$csv"
+AWK
 read -r n_old n_new rows <"$tmp/counts"
 source=$(cat "$tmp/source")
 agency_base=$(basename "$agency")
