@@ -1604,21 +1604,6 @@ static int remap_letter(struct store *s, struct dossier *df, const json_t *lette
 	return r;
 }
 
-/* The open "change" letters among letter_id (or all when 0): [{id, mahoso}]. */
-static json_t *change_letters(struct store *s, int64_t letter_id)
-{
-	json_t *all = store_outbox_deadletters(s, "dead", 0), *out = json_array(), *l;
-	size_t i;
-	json_array_foreach (all, i, l) {
-		const char *what = json_string_value(json_object_get(l, "what"));
-		int64_t id = json_integer_value(json_object_get(l, "id"));
-		if (what && !strcmp(what, "change") && (!letter_id || id == letter_id))
-			json_array_append(out, l);
-	}
-	json_decref(all);
-	return out;
-}
-
 /* The letter id of dossier view dv (store_outbox_dossier) with its raw. */
 static const json_t *letter_in(const json_t *dv, int64_t id)
 {
@@ -1630,11 +1615,39 @@ static const json_t *letter_in(const json_t *dv, int64_t id)
 	return NULL;
 }
 
+/* Whether letter l (of store_outbox_deadletters) holds a change. */
+static bool is_change(const json_t *l)
+{
+	const char *what = json_string_value(json_object_get(l, "what"));
+	return what && !strcmp(what, "change");
+}
+
+/* Retries open letter l (a change is mapped again first): 0, 1 still dead, or -errno. */
+static int retry_letter(struct store *s, struct dossier *df, const json_t *l, const char *actor,
+			char **why)
+{
+	int64_t id = json_integer_value(json_object_get(l, "id"));
+	if (is_change(l)) {
+		const char *m = json_string_value(json_object_get(l, "mahoso"));
+		json_t *dv = NULL;
+		const json_t *full = NULL;
+		if (m && store_outbox_dossier(s, m, &dv) == 0)
+			full = letter_in(dv, id);
+		int r = full ? remap_letter(s, df, full, why) : 1;
+		json_decref(dv);
+		if (r != 0)
+			return r;
+	}
+	return store_outbox_retry(s, id, actor, now_wall_ms(), NULL);
+}
+
 int flow_dossier_retry(struct daemon *d, int64_t letter_id, const char *actor, unsigned *retried,
 		       unsigned *still_dead, char **err)
 {
 	struct store *s = d->store;
 	unsigned n_retried = 0, n_dead = 0;
+	size_t i;
+	json_t *l;
 	int r = 0;
 	if (!s)
 		return -ENOTCONN;
@@ -1642,43 +1655,43 @@ int flow_dossier_retry(struct daemon *d, int64_t letter_id, const char *actor, u
 	/* the flow's open group first: a rollback here must not take it along */
 	if (df && df->pass && !group_commit(df->pass))
 		return -EIO;
-	json_t *changes = change_letters(s, letter_id);
-	if (!changes)
+	/* the open letters asked for, oldest first: retried changes keep feed order */
+	json_t *open = store_outbox_deadletters(s, "dead", 0), *todo = json_array();
+	if (!open) {
+		json_decref(todo);
 		return -EIO;
-	if (json_array_size(changes) && !df) {
-		*err = xstrdup("a dead change is mapped again by the dossier flow, and none is "
-			       "configured");
-		json_decref(changes);
-		return -EINVAL;
 	}
-	/* Change letters in the order the feed had them (the list is newest
-	 * first): their rows keep that order. */
-	size_t i;
-	json_t *l;
+	for (i = json_array_size(open); i-- > 0;) {
+		l = json_array_get(open, i);
+		if (!letter_id || json_integer_value(json_object_get(l, "id")) == letter_id)
+			json_array_append(todo, l);
+	}
+	json_decref(open);
+	json_array_foreach (todo, i, l) {
+		if (is_change(l) && !df) {
+			*err = xstrdup("a dead change is mapped again by the dossier flow, and "
+				       "none is configured");
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	/* a letter that is not open: the store says whether it is closed or unknown */
+	if (letter_id && !json_array_size(todo)) {
+		r = store_outbox_retry(s, letter_id, actor, now_wall_ms(), NULL);
+		goto out;
+	}
 	if ((r = store_begin(s)) < 0)
 		goto out;
-	for (size_t k = json_array_size(changes); k-- > 0;) {
-		l = json_array_get(changes, k);
-		int64_t id = json_integer_value(json_object_get(l, "id"));
-		const char *m = json_string_value(json_object_get(l, "mahoso"));
-		json_t *dv = NULL;
+	json_array_foreach (todo, i, l) {
 		char *why = NULL;
-		if (!m || store_outbox_dossier(s, m, &dv) != 0) {
-			json_decref(dv);
-			continue;
-		}
-		const json_t *full = letter_in(dv, id);
-		int rr = full ? remap_letter(s, df, full, &why) : 1;
-		json_decref(dv);
-		if (rr == 0)
-			rr = store_outbox_retry(s, id, actor, now_wall_ms(), NULL);
+		int rr = retry_letter(s, df, l, actor, &why);
 		if (rr == 0) {
 			n_retried++;
 		} else if (rr == 1) {
 			n_dead++;
 			if (letter_id) {
 				*err = xasprintf("dead letter %lld still cannot be mapped: %s",
-						 (long long)id, why ? why : "?");
+						 (long long)letter_id, why ? why : "?");
 				r = -EINVAL;
 			}
 		} else {
@@ -1692,41 +1705,11 @@ int flow_dossier_retry(struct daemon *d, int64_t letter_id, const char *actor, u
 		store_rollback(s);
 		goto out;
 	}
-	/* The other letters (headers, rows) go back to pending as they are. */
-	bool other = false;
-	if (letter_id) {
-		other = !json_array_size(changes);
-	} else {
-		json_t *open = store_outbox_deadletters(s, "dead", 0);
-		json_array_foreach (open, i, l) {
-			const char *what = json_string_value(json_object_get(l, "what"));
-			int64_t id = json_integer_value(json_object_get(l, "id"));
-			if (what && strcmp(what, "change") != 0) {
-				unsigned k = 0;
-				int rr = store_outbox_retry(s, id, actor, now_wall_ms(), &k);
-				if (rr < 0) {
-					r = rr;
-					break;
-				}
-				n_retried += k;
-			}
-		}
-		json_decref(open);
-	}
-	if (other && r == 0) {
-		unsigned k = 0;
-		r = store_outbox_retry(s, letter_id, actor, now_wall_ms(), &k);
-		n_retried += k;
-	}
-	if (r < 0) {
-		store_rollback(s);
-		goto out;
-	}
 	r = store_commit(s);
 	if (r == 0 && !n_retried)
 		r = 1;
 out:
-	json_decref(changes);
+	json_decref(todo);
 	if (retried)
 		*retried = n_retried;
 	if (still_dead)
