@@ -103,4 +103,24 @@ daemon_start "$T/plugin.conf"
 check "the plugin connector receives the records" wait_until 5 json_is connectors '.[] | select(.name=="sink") | .detail.records == 3'
 daemon_stop
 check "the daemon with a plugin stops cleanly" test "$D_RC" -eq 0
+# The dossier flow's references and limits (no simulator needed to check).
+SIM_URL=http://127.0.0.1:9 # read by dossier_conf (lib.sh)
+export SIM_URL
+write_base_conf "$T/dos.conf"
+dossier_conf "$T/dos.conf"
+check "a dossier pipeline is valid" checkconf "$T/dos.conf"
+write_base_conf "$T/dos1.conf"
+dossier_conf "$T/dos1.conf" "retry_max = 100ms"
+expect_error "dossier: retry_max shorter than retry_min is refused" "$T/dos1.conf" "retry_max is shorter than retry_min"
+write_base_conf "$T/dos2.conf"
+dossier_conf "$T/dos2.conf" "header_mapping = nope"
+expect_error "dossier: an unknown field map is named" "$T/dos2.conf" "header_mapping: no field map named 'nope'"
+write_base_conf "$T/dos3.conf"
+dossier_conf "$T/dos3.conf"
+sed -i 's/^target = portal$/target = province/' "$T/dos3.conf"
+expect_error "dossier: a target of the wrong type says which type it needs" "$T/dos3.conf" "connector 'province' is of type provincial; this flow needs type dvcqg"
+write_base_conf "$T/dos4.conf"
+dossier_conf "$T/dos4.conf"
+printf '\n[flow.second]\ntype = dossier\nsource = province\ntarget = portal\n' >>"$T/dos4.conf"
+expect_error "dossier: a second dossier flow is refused (one outbox, one pusher)" "$T/dos4.conf" "a second dossier flow (the first is \[flow.dossier\])"
 finish
