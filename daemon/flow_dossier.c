@@ -55,6 +55,7 @@
 #include "provincial.h"
 #include "store.h"
 #include "util.h"
+#include "worker.h"
 
 #define DOSSIER_LOOKUPS_MAX  32	    /* TraCuuHoSo requests in flight for doubt */
 #define DOSSIER_STEP_US	     2000   /* completions gathered into one commit */
@@ -129,8 +130,11 @@ struct dpass {
 	size_t items_in_flight;
 	size_t lookups;
 	int64_t batch; /* last batch number given to store_outbox_sending */
-	/* feed */
-	char *cursor;
+	/* feed: cursor is durable (stored with the changes before it);
+	 * read_cursor is where the next read starts, ahead of it by the pages
+	 * still being prepared and stored (NULL: none, read from cursor) */
+	char *cursor, *read_cursor;
+	unsigned pages_pending;
 	bool feed_busy, caught_up;
 	uint64_t next_feed_us;
 	unsigned feed_failures;
@@ -161,6 +165,7 @@ struct dossier {
 	struct dpass *pass;
 	sd_event_source *step;
 	uint64_t step_at_us;
+	struct worker *worker; /* prepares feed pages; NULL: on the loop */
 };
 
 #define DF_FIELDS(d) ((const char *const[]){(d)->field, NULL})
@@ -172,6 +177,7 @@ static void pass_unref(struct dpass *p)
 	json_decref(p->busy);
 	json_decref(p->doubt);
 	free(p->cursor);
+	free(p->read_cursor);
 	flow_result_clear(&p->res);
 	free(p);
 }
@@ -381,60 +387,134 @@ static int note_late(struct store *s, struct dossier *df, int64_t finished_ms)
 }
 
 /*
- * Maps a change and puts it in the outbox (inside the open group). Also the
- * path of an operator's retry of a "change" dead letter (header_ok false:
- * the header is only taken when no newer change of the dossier came).
- * Returns 0 stored, 1 not mappable (dead letter written when dead_letter),
- * negative on a store error (*err set when err).
+ * A change as the loop stores it: mapped, and its header and history row
+ * serialised, by change_prepare() — pure work on immutable mappings and the
+ * change, so a page of them is prepared on the flow's worker thread while
+ * the loop pushes (see worker.h) — then stored by change_commit() on the
+ * loop, in order.
  */
-static int store_change(struct dpass *p, struct store *s, struct dossier *df, const json_t *change,
-			bool dead_letter, bool only_if_newer, char **err)
+struct prepared {
+	enum { PREP_END, PREP_OK, PREP_NOT_CHANGE, PREP_NO_DOSSIER, PREP_UNMAPPABLE } kind;
+	char *mahoso;
+	char *agency;
+	char *htext, *rtext;
+	char *raw;	  /* the change as text, for a dead letter or mismatch only */
+	json_t *problems; /* PREP_UNMAPPABLE */
+	json_t *notes;	  /* truncations, header's then row's */
+	int status;
+	int64_t due_ms, changed_ms, seq;
+};
+
+static void prepared_clear(struct prepared *c)
+{
+	free(c->mahoso);
+	free(c->agency);
+	free(c->htext);
+	free(c->rtext);
+	free(c->raw);
+	json_decref(c->problems);
+	json_decref(c->notes);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Maps and serialises change (any JSON value of a feed page) into *c. */
+static void change_prepare(const struct map_record *hmap, const struct map_record *pmap,
+			   const json_t *change, struct prepared *c)
 {
 	json_t *problems = NULL, *notes_h = NULL, *notes_p = NULL, *row = NULL, *hdr = NULL;
-	char *raw = NULL; /* the change as text, for a dead letter only */
-	const char *mahoso = NULL;
-	int r;
+	const char *mahoso;
 
-	hdr = map_change(df->hmap, change, &problems, &notes_h);
+	memset(c, 0, sizeof(*c));
+	if (!json_is_object(change) || !json_is_object(json_object_get(change, "hoSo"))) {
+		c->kind = PREP_NOT_CHANGE;
+		c->raw = json_dumps(change, JSON_COMPACT | JSON_ENCODE_ANY);
+		return;
+	}
+	hdr = map_change(hmap, change, &problems, &notes_h);
 	if (hdr)
-		row = map_change(df->pmap, change, &problems, &notes_p);
+		row = map_change(pmap, change, &problems, &notes_p);
 	mahoso = json_string_value(json_object_get(hdr ? hdr : row, "MaHoSo"));
 	if (!mahoso)
 		mahoso = json_string_value(
 			json_object_get(json_object_get(change, "hoSo"), "maHoSo"));
 	if (!mahoso)
 		mahoso = json_string_value(json_object_get(change, "maHoSo"));
-	if (!(hdr && row))
-		raw = json_dumps(change, JSON_COMPACT);
-	if (!mahoso && dead_letter && p) {
-		change_malformed(p, change, 0, "no maHoSo", raw);
-		r = 1;
-		goto out;
-	}
+	c->mahoso = mahoso ? xstrdup(mahoso) : NULL;
+	c->seq = json_integer_value(json_object_get(change, "seq"));
 	if (!hdr || !row) {
-		char *why = problems_text(problems);
-		if (err)
-			*err = xasprintf("%s: %s", mahoso ? mahoso : "?", why);
-		if (dead_letter && p)
-			change_unmappable(p, mahoso, why, problems, raw, NULL);
-		free(why);
-		r = 1;
+		c->kind = mahoso ? PREP_UNMAPPABLE : PREP_NO_DOSSIER;
+		c->raw = json_dumps(change, JSON_COMPACT);
+		c->problems = problems;
+		problems = NULL;
 		goto out;
 	}
-	char *htext = json_dumps(hdr, JSON_COMPACT);
-	char *rtext = json_dumps(row, JSON_COMPACT);
+	c->kind = PREP_OK;
+	c->htext = json_dumps(hdr, JSON_COMPACT);
+	c->rtext = json_dumps(row, JSON_COMPACT);
+	const char *agency = json_string_value(json_object_get(hdr, "DonViXuLy"));
+	c->agency = agency ? xstrdup(agency) : NULL;
+	c->status = (int)json_integer_value(json_object_get(hdr, "TrangThaiHoSo"));
+	c->due_ms = vn_time_ms(hdr, "NgayHenTra");
+	c->changed_ms = vn_time_ms(row, "ThoiDiemXuLy");
+	if (json_array_size(notes_h) || json_array_size(notes_p)) {
+		c->notes = json_array();
+		json_array_extend(c->notes, notes_h);
+		json_array_extend(c->notes, notes_p);
+	}
+out:
+	json_decref(problems);
+	json_decref(notes_h);
+	json_decref(notes_p);
+	json_decref(hdr);
+	json_decref(row);
+}
+
+/*
+ * Puts a prepared change in the outbox (inside the open group). Also the
+ * path of an operator's retry of a "change" dead letter (only_if_newer: the
+ * header is only taken when no newer change of the dossier came). change
+ * and index name a change without a dossier in its mismatch. Returns 0
+ * stored, 1 not mappable (dead letter written when dead_letter), negative
+ * on a store error (*err set when err).
+ */
+static int change_commit(struct dpass *p, struct store *s, struct dossier *df, struct prepared *pc,
+			 const json_t *change, size_t index, bool dead_letter, bool only_if_newer,
+			 char **err)
+{
+	const char *mahoso = pc->mahoso;
+	int r;
+
+	if (pc->kind == PREP_NOT_CHANGE || pc->kind == PREP_NO_DOSSIER) {
+		if (err)
+			*err = xstrdup("the change names no dossier");
+		if (dead_letter && p)
+			change_malformed(p, change, index,
+					 pc->kind == PREP_NOT_CHANGE
+						 ? "not a change object with hoSo"
+						 : "no maHoSo",
+					 pc->raw);
+		return 1;
+	}
+	if (pc->kind == PREP_UNMAPPABLE) {
+		char *why = problems_text(pc->problems);
+		if (err)
+			*err = xasprintf("%s: %s", mahoso, why);
+		if (dead_letter && p)
+			change_unmappable(p, mahoso, why, pc->problems, pc->raw, NULL);
+		free(why);
+		return 1;
+	}
 	int64_t now = now_wall_ms();
-	int64_t changed = vn_time_ms(row, "ThoiDiemXuLy");
 	struct store_outbox_change c = {
 		.mahoso = mahoso,
-		.agency = json_string_value(json_object_get(hdr, "DonViXuLy")),
-		.header = htext,
-		.row = rtext,
-		.status = (int)json_integer_value(json_object_get(hdr, "TrangThaiHoSo")),
-		.due_ms = vn_time_ms(hdr, "NgayHenTra"),
-		.changed_ms = changed > 0 ? changed : now,
+		.agency = pc->agency,
+		.header = pc->htext,
+		.row = pc->rtext,
+		.status = pc->status,
+		.due_ms = pc->due_ms,
+		.changed_ms = pc->changed_ms > 0 ? pc->changed_ms : now,
 		.seen_ms = now,
-		.seq = json_integer_value(json_object_get(change, "seq")),
+		.seq = pc->seq,
 	};
 	if (only_if_newer) {
 		json_t *cur = NULL;
@@ -451,7 +531,7 @@ static int store_change(struct dpass *p, struct store *s, struct dossier *df, co
 	}
 	r = store_outbox_enqueue(s, &c, NULL);
 	if (r == -EINVAL || r == -E2BIG) {
-		raw = json_dumps(change, JSON_COMPACT);
+		char *raw = json_dumps(change, JSON_COMPACT);
 		char *why = xasprintf("the outbox refuses the change: %s",
 				      r == -E2BIG ? "too large" : "invalid values");
 		if (err)
@@ -459,35 +539,124 @@ static int store_change(struct dpass *p, struct store *s, struct dossier *df, co
 		if (dead_letter && p)
 			change_unmappable(p, mahoso, why, NULL, raw, c.agency);
 		free(why);
+		free(raw);
 		r = 1;
 	} else if (r < 0 && err) {
 		*err = xasprintf("store: %s", strerror(-r));
 	}
-	if (r == 0 && p) {
-		json_t *notes = json_array();
-		json_array_extend(notes, notes_h);
-		json_array_extend(notes, notes_p);
-		if (json_array_size(notes)) {
-			p->n_truncated++;
-			mismatch(p, "truncated", mahoso,
-				 "Nội dung hồ sơ dài quá giới hạn của Cổng DVCQG: đã cắt bớt khi "
-				 "gửi",
-				 json_pack("{s:O}", "notes", notes), NULL, c.agency, mahoso);
-		}
-		json_decref(notes);
+	if (r == 0 && p && pc->notes) {
+		p->n_truncated++;
+		mismatch(p, "truncated", mahoso,
+			 "Nội dung hồ sơ dài quá giới hạn của Cổng DVCQG: đã cắt bớt khi gửi",
+			 json_pack("{s:O}", "notes", pc->notes), NULL, c.agency, mahoso);
 	}
 	if (r == 0 && (c.status == 9 || c.status == 10) && c.due_ms > 0 && c.changed_ms > c.due_ms)
 		r = note_late(s, df, c.changed_ms);
-	free(htext);
-	free(rtext);
-out:
-	json_decref(problems);
-	json_decref(notes_h);
-	json_decref(notes_p);
-	json_decref(hdr);
-	json_decref(row);
-	free(raw);
 	return r;
+}
+
+/* change_prepare() and change_commit() in one go, on the loop. */
+static int store_change(struct dpass *p, struct store *s, struct dossier *df, const json_t *change,
+			bool dead_letter, bool only_if_newer, char **err)
+{
+	struct prepared c;
+	change_prepare(df->hmap, df->pmap, change, &c);
+	int r = change_commit(p, s, df, &c, change, 0, dead_letter, only_if_newer, err);
+	prepared_clear(&c);
+	return r;
+}
+
+/* A page of the feed on its way through the worker (see struct prepared). */
+struct page_job {
+	struct dpass *p; /* ref */
+	const struct map_record *hmap, *pmap;
+	json_t *items; /* ref */
+	char *next_cursor;
+	bool has_more;
+	struct prepared *c; /* one per item */
+};
+
+static void page_prepare(void *ud)
+{
+	struct page_job *j = ud;
+	size_t i;
+	json_t *ch;
+	json_array_foreach (j->items, i, ch) {
+		change_prepare(j->hmap, j->pmap, ch, &j->c[i]);
+	}
+}
+
+/* Stores a prepared page and moves the feed cursor past it, in the open group. */
+static void page_commit(struct dpass *p, struct page_job *j)
+{
+	struct dossier *df = p->df;
+	size_t i;
+	json_t *ch;
+	if (!group_need(p))
+		return;
+	json_array_foreach (j->items, i, ch) {
+		p->n_changes++;
+		int r = change_commit(p, dstore(p), df, &j->c[i], ch, i, true, false, NULL);
+		if (r < 0) {
+			group_write(p, r, "store a dossier change");
+			break;
+		}
+		if (r == 0)
+			p->n_enqueued++;
+		if (p->store_failed)
+			break;
+	}
+	if (!p->store_failed &&
+	    group_write(p, store_cursor_set(dstore(p), df->cursor_name, j->next_cursor),
+			"set the feed cursor")) {
+		free(p->cursor);
+		p->cursor = xstrdup(j->next_cursor);
+	}
+	p->caught_up = !j->has_more;
+	/* new work is due now */
+	p->next_due_us = 0;
+}
+
+static void page_job_free(struct page_job *j)
+{
+	for (size_t i = 0; j->c[i].kind != PREP_END; i++)
+		prepared_clear(&j->c[i]);
+	free(j->c);
+	json_decref(j->items);
+	free(j->next_cursor);
+	free(j);
+}
+
+static void items_free(void *ud)
+{
+	json_decref(ud);
+}
+
+static void items_freed(void *ud, bool ran)
+{
+	if (!ran)
+		json_decref(ud);
+}
+
+/* The worker is done with a page (or gone: ran false): store it on the loop. */
+static void page_done(void *ud, bool ran)
+{
+	struct page_job *j = ud;
+	struct dpass *p = j->p;
+	p->in_flight--;
+	if (--p->pages_pending == 0) {
+		free(p->read_cursor);
+		p->read_cursor = NULL;
+	}
+	if (ran && p->df) {
+		page_commit(p, j);
+		step_soon(p->df);
+		/* freeing a page's thousands of values is the worker's job too */
+		if (worker_submit(p->df->worker, items_free, items_freed, j->items) == 0)
+			j->items = NULL;
+	}
+	page_job_free(j);
+	pass_unref(p);
 }
 
 static void on_changes(struct conn *conn, enum conn_outcome o, json_t *items,
@@ -516,43 +685,38 @@ static void on_changes(struct conn *conn, enum conn_outcome o, json_t *items,
 	if (p->feed_failures)
 		log_fields(LOG_NOTICE, DF_FIELDS(df), "the dossier feed answers again");
 	p->feed_failures = 0;
-	size_t i;
-	json_t *ch;
-	if (!group_need(p))
-		goto step;
-	json_array_foreach (items, i, ch) {
-		p->n_changes++;
-		if (!json_is_object(ch) || !json_is_object(json_object_get(ch, "hoSo"))) {
-			char *raw = json_dumps(ch, JSON_COMPACT | JSON_ENCODE_ANY);
-			change_malformed(p, ch, i, "not a change object with hoSo", raw);
-			free(raw);
-			continue;
-		}
-		int r = store_change(p, dstore(p), df, ch, true, false, NULL);
-		if (r < 0) {
-			group_write(p, r, "store a dossier change");
-			break;
-		}
-		if (r == 0)
-			p->n_enqueued++;
-		if (p->store_failed)
-			break;
+	struct page_job *j = xcalloc(1, sizeof(*j));
+	j->hmap = df->hmap;
+	j->pmap = df->pmap;
+	j->items = json_incref(items);
+	j->next_cursor = xstrdup(next_cursor);
+	j->has_more = has_more;
+	j->c = xcalloc(json_array_size(items) + 1, sizeof(*j->c));
+	j->p = p;
+	p->refs++;
+	p->in_flight++; /* the page is still being read until it is stored */
+	/* the next page is read while this one is prepared and stored */
+	p->pages_pending++;
+	free(p->read_cursor);
+	p->read_cursor = xstrdup(next_cursor);
+	p->next_feed_us = has_more ? 0 : now + (uint64_t)opt->poll_ms * 1000;
+	if (!df->worker || worker_submit(df->worker, page_prepare, page_done, j) < 0) {
+		page_prepare(j);
+		page_done(j, true);
 	}
-	if (!p->store_failed &&
-	    group_write(p, store_cursor_set(dstore(p), df->cursor_name, next_cursor),
-			"set the feed cursor")) {
-		free(p->cursor);
-		p->cursor = xstrdup(next_cursor);
-	}
-	p->caught_up = !has_more;
-	if (p->caught_up)
-		p->next_feed_us = now + (uint64_t)opt->poll_ms * 1000;
-	/* new work is due now */
-	p->next_due_us = 0;
+	goto out;
 step:
 	step_soon(df);
 out:
 	pass_unref(p);
+}
+
+/* Pages read ahead of the durable cursor, at most: one prepared, one read. */
+#define DOSSIER_PAGES_AHEAD 2
+
+static bool feed_may_read(const struct dpass *p)
+{
+	return !p->feed_busy && p->pages_pending < DOSSIER_PAGES_AHEAD;
 }
 
 static void read_feed(struct dpass *p)
@@ -562,7 +726,7 @@ static void read_feed(struct dpass *p)
 	p->feed_busy = true;
 	p->in_flight++;
 	p->refs++;
-	if (ops->changes(df->src, p->cursor, on_changes, p) < 0) {
+	if (ops->changes(df->src, p->read_cursor ? p->read_cursor : p->cursor, on_changes, p) < 0) {
 		p->feed_busy = false;
 		p->in_flight--;
 		p->refs--;
@@ -1356,7 +1520,7 @@ static int on_step(sd_event_source *s, uint64_t usec, void *userdata)
 			end_pass(df);
 		return 0;
 	}
-	if (!p->feed_busy && now >= p->next_feed_us)
+	if (feed_may_read(p) && now >= p->next_feed_us)
 		read_feed(p);
 	if (json_object_size(p->doubt))
 		look_up_doubt(p);
@@ -1381,8 +1545,8 @@ static int on_step(sd_event_source *s, uint64_t usec, void *userdata)
 		return 0;
 	}
 	uint64_t next = p->end_us;
-	if (!p->feed_busy)
-		next = earliest(next, p->caught_up ? p->next_feed_us : now);
+	if (feed_may_read(p))
+		next = earliest(next, p->next_feed_us);
 	next = earliest(next,
 			LT_MAX(p->next_due_us ? p->next_due_us : now + (uint64_t)o->poll_ms * 1000,
 			       p->push_hold_until_us));
@@ -1442,6 +1606,13 @@ static int dossier_start(struct flow *f)
 		pass_unref(p);
 		return r < 0 ? r : -EIO;
 	}
+	if (!df->worker) {
+		df->worker = worker_new(f->d->ev, "lt-dossier");
+		if (!df->worker)
+			log_fields(LOG_WARNING, DF_FIELDS(df),
+				   "no worker thread (%s): feed pages are mapped on the loop",
+				   strerror(errno));
+	}
 	df->pass = p;
 	log_fields(LOG_DEBUG, DF_FIELDS(df), "pass started at feed cursor %s",
 		   p->cursor ? p->cursor : "(start)");
@@ -1488,10 +1659,12 @@ static void dossier_free(struct flow *f)
 	if (!df)
 		return;
 	sd_event_source_disable_unref(df->step);
+	if (df->pass)
+		df->pass->df = NULL; /* a page the worker finishes now is dropped */
+	worker_free(df->worker);
 	if (df->pass) {
 		if (df->pass->group_open)
 			store_commit(f->d->store);
-		df->pass->df = NULL;
 		pass_unref(df->pass);
 	}
 	conn_unref(df->src);

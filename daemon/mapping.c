@@ -56,6 +56,10 @@
 /* Next code point of s (len bytes left); its length, or -1 when not UTF-8. */
 static ssize_t next_cp(const char *s, size_t len, int32_t *cp)
 {
+	if (len && !((unsigned char)*s & 0x80)) { /* most bytes of Vietnamese text */
+		*cp = (unsigned char)*s;
+		return 1;
+	}
 	utf8proc_ssize_t n =
 		utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)LT_MIN(len, 4), cp);
 	return n > 0 ? n : -1;
@@ -65,6 +69,10 @@ static bool utf8_valid(const char *s, size_t len)
 {
 	int32_t cp;
 	for (size_t i = 0; i < len;) {
+		if (!((unsigned char)s[i] & 0x80)) {
+			i++;
+			continue;
+		}
 		ssize_t n = next_cp(s + i, len - i, &cp);
 		if (n < 0)
 			return false;
@@ -84,24 +92,29 @@ static bool is_space_cp(int32_t c)
 	       c == 0x205f || c == 0x3000 || c == 0xfeff;
 }
 
-/* The trimmed span of s; -EINVAL when s is not UTF-8. */
+/* The trimmed span of s; -EINVAL when s is not UTF-8. Only the ends are decoded. */
 static int utf8_trim_span(const char *s, size_t len, size_t *start, size_t *end)
 {
-	size_t i = 0, first = len, last = 0;
+	size_t a = 0, b = len;
 	int32_t cp;
-	while (i < len) {
-		ssize_t n = next_cp(s + i, len - i, &cp);
-		if (n < 0)
-			return -EINVAL;
-		if (!is_space_cp(cp)) {
-			if (first == len)
-				first = i;
-			last = i + (size_t)n;
-		}
-		i += (size_t)n;
+	if (!utf8_valid(s, len))
+		return -EINVAL;
+	while (a < b) {
+		ssize_t n = next_cp(s + a, b - a, &cp);
+		if (!is_space_cp(cp))
+			break;
+		a += (size_t)n;
 	}
-	*start = first == len ? 0 : first;
-	*end = first == len ? 0 : last;
+	while (b > a) {
+		size_t k = b - 1;
+		while (k > a && ((unsigned char)s[k] & 0xc0) == 0x80)
+			k--;
+		if (next_cp(s + k, b - k, &cp) < 0 || !is_space_cp(cp))
+			break;
+		b = k;
+	}
+	*start = a < b ? a : 0;
+	*end = a < b ? b : 0;
 	return 0;
 }
 
@@ -168,19 +181,26 @@ static bool nfc_stable(const char *s)
 	return true;
 }
 
-char *map_nfc(const char *utf8)
+/* Whether utf8 is its own NFC without asking utf8proc: 1 yes, 0 ask, -1 not UTF-8. */
+static int nfc_same(const char *utf8)
 {
-	if (!utf8)
-		return NULL;
 	const char *p = utf8;
 	while (*p && !((unsigned char)*p & 0x80))
 		p++;
 	if (!*p) /* ASCII is its own NFC: the common case of codes and keys */
-		return xstrdup(utf8);
+		return 1;
 	if (!utf8_valid(p, strlen(p)))
+		return -1;
+	return nfc_stable(p);
+}
+
+char *map_nfc(const char *utf8)
+{
+	if (!utf8)
 		return NULL;
-	if (nfc_stable(p))
-		return xstrdup(utf8);
+	int same = nfc_same(utf8);
+	if (same)
+		return same > 0 ? xstrdup(utf8) : NULL;
 	/* utf8proc allocates with malloc(), so the caller's free() matches. It
 	 * fails only on memory exhaustion here; that is reported as text it
 	 * cannot normalise rather than aborting on a record's content. */
@@ -2404,14 +2424,31 @@ static void problem(struct apply *a, const char *field, const char *fmt, ...)
 	free(m);
 }
 
-static char *field_key(const char *prefix, const char *target)
+/*
+ * The names of fields and source paths that problems quote are built on the
+ * stack for every field mapped, problem or not: no allocation, and a name
+ * past MAP_NAME_BYTES is cut (it only ever appears in a message).
+ */
+#define MAP_NAME_BYTES 512
+
+/* a, sep, b into buf; sep is left out when a is empty. Returns buf. */
+static const char *name_join(char *buf, const char *a, const char *sep, const char *b)
 {
-	return *prefix ? xasprintf("%s.%s", prefix, target) : xstrdup(target);
+	const char *parts[3] = {a, *a ? sep : "", b};
+	size_t n = 0;
+	for (size_t i = 0; i < 3; i++) {
+		size_t k = LT_MIN(strlen(parts[i]), MAP_NAME_BYTES - 1 - n);
+		memcpy(buf + n, parts[i], k);
+		n += k;
+	}
+	buf[n] = '\0';
+	return buf;
 }
 
-static char *field_idx(const char *prefix, size_t i)
+static const char *name_idx(char *buf, const char *prefix, size_t i)
 {
-	return xasprintf("%s[%zu]", prefix, i);
+	snprintf(buf, MAP_NAME_BYTES, "%s[%zu]", prefix, i);
+	return buf;
 }
 
 /* Integer when d is whole and fits, real otherwise: 15 and "15" map alike. */
@@ -2609,8 +2646,17 @@ static json_t *xform_one(struct apply *a, const struct xform *x, const json_t *v
 		return NULL;
 	}
 	switch (k) {
-	case XF_TRIM: return text_result(a, v, utf8_trim(s), field);
-	case XF_NFC: return text_result(a, v, map_nfc(s), field);
+	case XF_TRIM: {
+		size_t len = strlen(s), b, e;
+		if (utf8_trim_span(s, len, &b, &e) < 0)
+			return text_result(a, v, NULL, field);
+		/* most values have nothing to trim: the value itself, no copy */
+		return b == 0 && e == len ? json_incref((json_t *)v) : json_stringn(s + b, e - b);
+	}
+	case XF_NFC:
+		if (nfc_same(s) > 0)
+			return json_incref((json_t *)v);
+		return text_result(a, v, map_nfc(s), field);
 	case XF_LOWER: return text_result(a, v, utf8_case(s, false), field);
 	case XF_UPPER: return text_result(a, v, utf8_case(s, true), field);
 	case XF_INT: {
@@ -2842,7 +2888,8 @@ static json_t *apply_xforms(struct apply *a, const struct spec *sp, json_t *v, c
 			json_t *e;
 			r = json_array();
 			json_array_foreach (v, k, e) {
-				char *f = field_idx(field, k);
+				char f[MAP_NAME_BYTES];
+				name_idx(f, field, k);
 				json_t *o = json_is_array(e) ? NULL : xform_one(a, x, e, f);
 				if (json_is_array(e))
 					problem(a, f, "expected one value, got a list (%s)",
@@ -2851,7 +2898,6 @@ static json_t *apply_xforms(struct apply *a, const struct spec *sp, json_t *v, c
 					json_array_append_new(r, o);
 				else
 					*failed = true;
-				free(f);
 			}
 		} else {
 			r = xform_one(a, x, v, field);
@@ -2911,13 +2957,11 @@ static json_t *absent(struct apply *a, const struct spec *sp, bool req, const ch
 	return NULL;
 }
 
-static char *src_path(const char *src, const struct path *p)
+static const char *src_path(char *buf, const char *src, const struct path *p)
 {
 	if (!p)
-		return xstrdup(*src ? src : "(record)");
-	if (!*src)
-		return xstrdup(p->text);
-	return xasprintf("%s%s%s", src, p->text[0] == '[' ? "" : ".", p->text);
+		return name_join(buf, "", "", *src ? src : "(record)");
+	return name_join(buf, src, p->text[0] == '[' ? "" : ".", p->text);
 }
 
 /* The value of one target field (new ref), or NULL when it is left out. */
@@ -2925,7 +2969,8 @@ static json_t *apply_spec(struct apply *a, const struct spec *sp, const json_t *
 			  const char *field, const char *src)
 {
 	json_t *v = NULL, *r = NULL;
-	char *from = src_path(src, sp->kind == SPEC_CONSTANT ? NULL : sp->path), *why = NULL;
+	char from_buf[MAP_NAME_BYTES], *why = NULL;
+	const char *from = src_path(from_buf, src, sp->kind == SPEC_CONSTANT ? NULL : sp->path);
 	bool failed = false, req = is_required(sp, ctx, &why);
 	switch (sp->kind) {
 	case SPEC_CONSTANT: r = json_deep_copy(sp->constant); break;
@@ -2954,7 +2999,9 @@ static json_t *apply_spec(struct apply *a, const struct spec *sp, const json_t *
 			json_t *e;
 			r = json_array();
 			json_array_foreach (v, i, e) {
-				char *f = field_idx(field, i), *s = field_idx(from, i);
+				char f[MAP_NAME_BYTES], s[MAP_NAME_BYTES];
+				name_idx(f, field, i);
+				name_idx(s, from, i);
 				if (json_is_object(e))
 					json_array_append_new(
 						r,
@@ -2962,8 +3009,6 @@ static json_t *apply_spec(struct apply *a, const struct spec *sp, const json_t *
 				else
 					problem(a, f, "expected an object at %s, got %s", s,
 						type_name(e));
-				free(f);
-				free(s);
 			}
 		}
 		break;
@@ -2978,10 +3023,9 @@ static json_t *apply_spec(struct apply *a, const struct spec *sp, const json_t *
 					 sp->path ? from : src);
 		} else {
 			/* a list of one: problems name its element, as for each */
-			char *f = field_idx(field, 0);
-			json_t *o = apply_fields(a, sp->fields, sp->n_fields, v, f,
-						 sp->path ? from : src);
-			free(f);
+			char f[MAP_NAME_BYTES];
+			json_t *o = apply_fields(a, sp->fields, sp->n_fields, v,
+						 name_idx(f, field, 0), sp->path ? from : src);
 			if (json_object_size(o))
 				r = json_pack("[o]", o);
 			else {
@@ -2994,7 +3038,6 @@ static json_t *apply_spec(struct apply *a, const struct spec *sp, const json_t *
 		break;
 	}
 	json_decref(v);
-	free(from);
 	free(why);
 	return r;
 }
@@ -3004,11 +3047,11 @@ static json_t *apply_fields(struct apply *a, const struct spec *f, size_t n, con
 {
 	json_t *o = json_object();
 	for (size_t i = 0; i < n; i++) {
-		char *field = field_key(prefix, f[i].target);
-		json_t *v = apply_spec(a, &f[i], ctx, field, src);
+		char field[MAP_NAME_BYTES];
+		json_t *v =
+			apply_spec(a, &f[i], ctx, name_join(field, prefix, ".", f[i].target), src);
 		if (v)
 			json_object_set_new(o, f[i].target, v);
-		free(field);
 	}
 	return o;
 }

@@ -8,8 +8,12 @@
  * It is built for a flow of 5,000 changes a second in grouped commits and
  * a backlog of a million rows, so nothing here reads in proportion to the
  * backlog:
- *  - enqueue is three statements (dossier upsert, row insert, event), and
- *    no savepoint inside the caller's group (see group_lost());
+ *  - enqueue is two statements (dossier upsert, row insert), and no
+ *    savepoint inside the caller's group (see group_lost());
+ *  - the routine timeline (a change received, a batch sent, a batch
+ *    acknowledged) is read from the progress rows, which say when and in
+ *    which batch, rather than written as events: dossier_events has only
+ *    what the rows cannot tell (failures, dead letters, operators);
  *  - the dossier row carries the counts of its pending and sending rows and
  *    has_work, updated by the same statements that move rows, so that
  *    "what is due" is a walk of a partial index (dossiers with work, by
@@ -18,7 +22,7 @@
  *  - the operators' totals are counters in outbox_counts, kept by triggers
  *    on dossiers and dead_letters in the writing transaction: a status
  *    call reads a dozen rows, not a million;
- *  - moving rows (sending, acked, failed, resolved, dead) is three
+ *  - moving rows (sending, acked, failed, resolved, dead) is two or three
  *    set-based statements per call whatever the number of ids, the ids
  *    handed to SQLite as one JSON array (json_each).
  *
@@ -83,8 +87,9 @@ static const char *const ob_sql[STO__COUNT] = {
 		"agency = coalesce(excluded.agency, agency), "
 		"header = coalesce(excluded.header, header) "
 		"RETURNING id, header_version",
-	[STO_ROW_ADD] = "INSERT INTO progress (dossier_id, seq, state, created_ms, row) "
-			"VALUES (?1, ?2, 'pending', ?3, ?4)",
+	/* ?5 header version of the change (NULL: none) ?6 status */
+	[STO_ROW_ADD] = "INSERT INTO progress (dossier_id, seq, state, created_ms, row, "
+			"header_version, status) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6)",
 	[STO_EVENT_RECEIVED] =
 		"INSERT INTO dossier_events (dossier_id, at_ms, event, detail) VALUES (?1, ?2, "
 		"'received', json_object('seq', ?3, 'status', ?4, 'header_version', ?5, "
@@ -130,6 +135,7 @@ static const char *const ob_sql[STO__COUNT] = {
 	/* ?7 batch or NULL, ?8 dead letter or NULL. */
 	[STO_MOVE_ROWS] = "UPDATE progress SET state = ?2, batch = coalesce(?7, batch), "
 			  "attempts = attempts + (?2 = 'sending'), "
+			  "sending_ms = iif(?2 = 'sending', ?6, sending_ms), "
 			  "sent_ms = iif(?2 = 'sent', ?6, sent_ms), "
 			  "letter_id = coalesce(?8, letter_id) WHERE " OB_WHERE,
 
@@ -187,9 +193,31 @@ static const char *const ob_sql[STO__COUNT] = {
 			     "sent_ms, row FROM progress WHERE dossier_id = ?1 ORDER BY id DESC "
 			     "LIMIT ?2",
 	[STO_DOSSIER_ROWS_COUNT] = "SELECT count(*) FROM progress WHERE dossier_id = ?1",
-	[STO_DOSSIER_EVENTS] = "SELECT id, at_ms, event, detail FROM dossier_events "
-			       "WHERE dossier_id = ?1 ORDER BY id DESC LIMIT ?2",
-	[STO_DOSSIER_EVENTS_COUNT] = "SELECT count(*) FROM dossier_events WHERE dossier_id = ?1",
+	/*
+	 * The timeline: the stored events, and those the progress rows tell
+	 * (received, progress_sent per batch, progress_acked per batch). At
+	 * one time, a row's arrival comes first, then its sending, the stored
+	 * events, its acknowledgement (k), each in row or event id order.
+	 */
+	[STO_DOSSIER_EVENTS] =
+		"SELECT at_ms, event, detail FROM ("
+		"SELECT at_ms, 2 AS k, id AS o, event, detail FROM dossier_events "
+		"WHERE dossier_id = ?1 "
+		"UNION ALL SELECT created_ms, 0, id, 'received', json_object('seq', seq, "
+		"'status', status, 'header_version', header_version, 'progress_id', id) "
+		"FROM progress WHERE dossier_id = ?1 "
+		"UNION ALL SELECT min(sending_ms), 1, min(id), 'progress_sent', "
+		"json_object('batch', batch, 'ids', json_group_array(id)) FROM progress "
+		"WHERE dossier_id = ?1 AND sending_ms IS NOT NULL GROUP BY batch "
+		"UNION ALL SELECT max(sent_ms), 3, min(id), 'progress_acked', "
+		"json_object('ids', json_group_array(id)) FROM progress "
+		"WHERE dossier_id = ?1 AND state = 'sent' GROUP BY batch) "
+		"ORDER BY at_ms DESC, k DESC, o DESC LIMIT ?2",
+	[STO_DOSSIER_EVENTS_COUNT] =
+		"SELECT (SELECT count(*) FROM dossier_events WHERE dossier_id = ?1) + "
+		"(SELECT count(*) + count(DISTINCT iif(sending_ms IS NULL, NULL, "
+		"coalesce(batch, -1))) + count(DISTINCT iif(state = 'sent', coalesce(batch, -1), "
+		"NULL)) FROM progress WHERE dossier_id = ?1)",
 	[STO_DOSSIER_LETTERS] = "SELECT id, what, progress_id, rows, version, reason, raw, at_ms, "
 				"state, closed_by, note, closed_ms FROM dead_letters "
 				"WHERE dossier_id = ?1 ORDER BY id",
@@ -667,10 +695,15 @@ int store_outbox_enqueue(struct store *s, const struct store_outbox_change *c, i
 			rc = sqlite3_bind_int64(st, 3, c->seen_ms);
 		if (rc == SQLITE_OK)
 			rc = bind_text(st, 4, c->row);
+		if (rc == SQLITE_OK)
+			rc = bind_id(st, 5, c->header ? got[1] : 0);
+		if (rc == SQLITE_OK)
+			rc = bind_id(st, 6, c->status);
 		r = step_all(s, st, rc, op, NULL, NULL, 0);
 		if (r < 0)
 			goto out;
 		row_id = sqlite3_last_insert_rowid(s->db);
+		goto out; /* the row is its "received" event (STO_DOSSIER_EVENTS) */
 	}
 
 	st = s->ob[STO_EVENT_RECEIVED];
@@ -793,7 +826,7 @@ int store_outbox_sending(struct store *s, const struct store_outbox_ids *ids, in
 			 int64_t now_ms)
 {
 	const char *op = "marking progress rows as sending";
-	char *ids_json = NULL, extra[48];
+	char *ids_json = NULL;
 	size_t n = 0;
 	int64_t moved = 0;
 	int r = ids_text(ids, &ids_json, &n);
@@ -806,13 +839,10 @@ int store_outbox_sending(struct store *s, const struct store_outbox_ids *ids, in
 	r = store_op_begin(s, op);
 	if (r < 0)
 		goto out;
-	snprintf(extra, sizeof(extra), "{\"batch\":%lld}", (long long)batch);
 	struct move m = {.to = "sending",
 			 .from_a = "pending",
 			 .from_b = "pending",
-			 .event = "progress_sent",
-			 .extra = extra,
-			 .batch = batch};
+			 .batch = batch}; /* its event is read from the rows */
 	r = rows_move(s, ids_json, &m, now_ms, op, &moved);
 	/* All or nothing: a negative r rolls the op back, then says 1. */
 	if (r == 0 && moved != (int64_t)n)
@@ -851,8 +881,7 @@ int store_outbox_progress_acked(struct store *s, const struct store_outbox_ids *
 	struct move m = {.to = "sent",
 			 .from_a = "sending",
 			 .from_b = "sending",
-			 .event = "progress_acked",
-			 .success = true};
+			 .success = true}; /* its event is read from the rows */
 	return move_op(s, ids, &m, now_ms, "recording acknowledged progress rows");
 }
 
