@@ -48,6 +48,7 @@
 
 #include "connector.h"
 #include "http.h"
+#include "jsontext.h"
 #include "log.h"
 #include "provincial.h"
 #include "util.h"
@@ -265,7 +266,7 @@ static char *prov_server_text(const struct http_response *r)
 
 	if (!r || !r->body || !r->body_len)
 		return xstrdup("");
-	j = json_loadb(r->body, r->body_len, 0, NULL);
+	j = jsontext_parse(r->body, r->body_len, 0, NULL);
 	if (json_is_object(j)) {
 		inner = json_object_get(j, "error");
 		if (json_is_object(inner)) {
@@ -435,7 +436,7 @@ static enum conn_outcome prov_page_take(struct prov_op *op, const struct http_re
 	size_t i, n, have;
 
 	*more = false;
-	page = json_loadb(r->body, r->body_len, 0, &err);
+	page = jsontext_parse(r->body, r->body_len, 0, &err);
 	if (!page) {
 		char *ex = prov_excerpt(r->body, r->body_len, PROV_EXCERPT_BYTES);
 		const char *ct =
@@ -733,7 +734,7 @@ static enum http_outcome prov_changes_classify(const struct http_response *r, vo
 	op->feed_page = NULL;
 	if (r->status < 200 || r->status > 299)
 		return http_classify_status(r, why);
-	op->feed_page = json_loadb(r->body, r->body_len, 0, &err);
+	op->feed_page = jsontext_parse(r->body, r->body_len, 0, &err);
 	if (!op->feed_page) {
 		char *ex = prov_excerpt(r->body, r->body_len, PROV_EXCERPT_BYTES);
 		const char *ct =

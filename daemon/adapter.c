@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "list.h"
+#include "jsontext.h"
 #include "log.h"
 #include "util.h"
 
@@ -357,14 +358,15 @@ json_t *adapter_parse_answer(const char *body, size_t len)
 	json_error_t e;
 	if (!body || !len)
 		return NULL;
-	json_t *j = json_loadb(body, len, 0, &e);
+	json_t *j = jsontext_parse(body, len, 0, &e);
 	if (!j || !json_is_object(j)) {
 		json_decref(j);
 		return NULL;
 	}
 	json_t *msg = json_object_get(j, "message");
 	if (json_is_string(msg)) {
-		json_t *inner = json_loadb(json_string_value(msg), json_string_length(msg), 0, &e);
+		json_t *inner =
+			jsontext_parse(json_string_value(msg), json_string_length(msg), 0, &e);
 		if (json_is_object(inner) &&
 		    (json_object_get(inner, "error_code") || json_object_get(inner, "result"))) {
 			/* The wrapper's code stands when the wrapped answer has none. */
@@ -631,7 +633,7 @@ static enum http_outcome auth_classify(const struct http_response *r, void *ud, 
 	if (q->is_token && (r->status == 400 || r->status == 401 || r->status == 403)) {
 		/* RFC 6749 §5.2: invalid_client and friends; waiting will not help */
 		json_error_t e;
-		ans = json_loadb(r->body, r->body_len, 0, &e);
+		ans = jsontext_parse(r->body, r->body_len, 0, &e);
 		const char *desc = json_string_value(json_object_get(ans, "error_description"));
 		if (!desc)
 			desc = json_string_value(json_object_get(ans, "error"));
@@ -647,7 +649,7 @@ static enum http_outcome auth_classify(const struct http_response *r, void *ud, 
 	}
 	if (q->is_token) {
 		json_error_t e;
-		ans = json_loadb(r->body, r->body_len, 0, &e);
+		ans = jsontext_parse(r->body, r->body_len, 0, &e);
 		if (!json_is_object(ans)) {
 			*why = not_json_why(r);
 			o = HTTP_RETRY;

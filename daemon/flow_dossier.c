@@ -50,6 +50,7 @@
 #include "dvcqg.h"
 #include "flow.h"
 #include "flow_dossier.h"
+#include "jsontext.h"
 #include "log.h"
 #include "mapping.h"
 #include "provincial.h"
@@ -427,7 +428,7 @@ static void change_prepare(const struct map_record *hmap, const struct map_recor
 	memset(c, 0, sizeof(*c));
 	if (!json_is_object(change) || !json_is_object(json_object_get(change, "hoSo"))) {
 		c->kind = PREP_NOT_CHANGE;
-		c->raw = json_dumps(change, JSON_COMPACT | JSON_ENCODE_ANY);
+		c->raw = jsontext_dumps(change, NULL);
 		return;
 	}
 	hdr = map_change(hmap, change, &problems, &notes_h);
@@ -443,14 +444,14 @@ static void change_prepare(const struct map_record *hmap, const struct map_recor
 	c->seq = json_integer_value(json_object_get(change, "seq"));
 	if (!hdr || !row) {
 		c->kind = mahoso ? PREP_UNMAPPABLE : PREP_NO_DOSSIER;
-		c->raw = json_dumps(change, JSON_COMPACT);
+		c->raw = jsontext_dumps(change, NULL);
 		c->problems = problems;
 		problems = NULL;
 		goto out;
 	}
 	c->kind = PREP_OK;
-	c->htext = json_dumps(hdr, JSON_COMPACT);
-	c->rtext = json_dumps(row, JSON_COMPACT);
+	c->htext = jsontext_dumps(hdr, NULL);
+	c->rtext = jsontext_dumps(row, NULL);
 	const char *agency = json_string_value(json_object_get(hdr, "DonViXuLy"));
 	c->agency = agency ? xstrdup(agency) : NULL;
 	c->status = (int)json_integer_value(json_object_get(hdr, "TrangThaiHoSo"));

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "list.h"
+#include "jsontext.h"
 #include "log.h"
 #include "util.h"
 
@@ -349,12 +350,10 @@ void http_request_body(struct http_request *r, char *body, size_t len, const cha
 
 void http_request_json(struct http_request *r, const json_t *j)
 {
-	char *s = json_dumps(j, JSON_COMPACT);
+	size_t len = 0;
+	char *s = jsontext_dumps(j, &len);
 	if (!s)
 		log_fatal("cannot serialise a JSON request body");
-	// cppcheck-suppress nullPointerRedundantCheck ; log_fatal does not return
-	size_t len = strlen(s);
-	/* json_dumps allocates with jansson's allocator (malloc by default) */
 	http_request_body(r, s, len, "application/json");
 }
 

@@ -66,6 +66,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1043,6 +1044,148 @@ int store_prepare(struct store *s, const char *const *sql, sqlite3_stmt **st, si
 	return 0;
 }
 
+/*
+ * Checkpoints off the loop. SQLite's automatic checkpoint runs inside the
+ * commit that crosses 1,000 WAL pages: the loop then copies those pages into
+ * the database and waits for its fsync, a few percent of the dossier flow's
+ * time at thousands of changes a second. Instead, the commit hook only wakes
+ * a thread that checkpoints (PASSIVE: it never blocks the writer) on a
+ * connection of its own. A passive checkpoint cannot finish while the writer
+ * keeps appending, and only a finished one lets the WAL start over; so
+ * should the WAL still reach STORE_CKPT_LOOP_FRAMES, the loop checkpoints
+ * itself as SQLite would have (by then the thread has copied most of it).
+ */
+#define STORE_CKPT_FRAMES      1000
+#define STORE_CKPT_LOOP_FRAMES 8000
+
+struct store_ckpt {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool want, stop;
+	bool failing; /* the last checkpoint failed (said once, not per commit) */
+	sqlite3 *db;
+	char *path; /* for messages */
+};
+
+static void *ckpt_main(void *arg)
+{
+	struct store_ckpt *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->want && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop)
+			break;
+		c->want = false;
+		pthread_mutex_unlock(&c->mu);
+		int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+						   NULL);
+		bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
+		/* a full disk fails every one: the store's health says it already */
+		if (failed && !c->failing)
+			log_warn("store: %s: checkpoint failed: %s (the WAL grows until one "
+				 "succeeds)",
+				 c->path, sqlite3_errmsg(c->db));
+		else if (!failed && c->failing)
+			log_info("store: %s: checkpoints succeed again", c->path);
+		c->failing = failed;
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* sqlite3_wal_hook: after every commit, with the WAL's size in pages. */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int frames)
+{
+	struct store_ckpt *c = ud;
+	if (frames >= STORE_CKPT_LOOP_FRAMES) {
+		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	} else if (frames >= STORE_CKPT_FRAMES) {
+		pthread_mutex_lock(&c->mu);
+		c->want = true;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return SQLITE_OK;
+}
+
+static void ckpt_stop(struct store *s)
+{
+	struct store_ckpt *c = s->ckpt;
+	if (!c)
+		return;
+	sqlite3_wal_hook(s->db, NULL, NULL);
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	sqlite3_close(c->db);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c->path);
+	free(c);
+	s->ckpt = NULL;
+	/* back to SQLite's own, for whatever the loop writes until it closes */
+	sqlite3_wal_autocheckpoint(s->db, STORE_CKPT_FRAMES);
+}
+
+/*
+ * SQLite's allocation statistics take a global mutex on every malloc and
+ * free, and nothing reads them. Settable only before SQLite's first use in
+ * the process, which is the first store_open().
+ */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+/* Starts the checkpoint thread; on any failure SQLite keeps checkpointing. */
+static void ckpt_start(struct store *s, const struct conf_store *o)
+{
+	struct store_ckpt *c = xcalloc(1, sizeof(*c));
+	char sql[64];
+	c->path = xstrdup(s->path);
+	int rc =
+		sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(c->db,
+				  o->synchronous == 1 ? "PRAGMA synchronous = NORMAL"
+						      : "PRAGMA synchronous = FULL",
+				  NULL, NULL, NULL);
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", STORE_WAL_LIMIT_BYTES);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		log_warn("store: %s: no checkpoint connection (%s): the loop checkpoints", s->path,
+			 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		sqlite3_close(c->db);
+		free(c->path);
+		free(c);
+		return;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	int r = pthread_create(&c->thread, NULL, ckpt_main, c);
+	if (r != 0) {
+		log_warn("store: %s: no checkpoint thread (%s): the loop checkpoints", s->path,
+			 strerror(r));
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
+		sqlite3_close(c->db);
+		free(c->path);
+		free(c);
+		return;
+	}
+	pthread_setname_np(c->thread, "lt-checkpoint");
+	s->ckpt = c;
+	sqlite3_wal_hook(s->db, on_wal_commit, c); /* replaces the automatic checkpoint */
+}
+
 int store_open(const struct conf_store *o, struct store **out, char **err)
 {
 	struct store *s = NULL;
@@ -1065,6 +1208,7 @@ int store_open(const struct conf_store *o, struct store **out, char **err)
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->path = xstrdup(o->path);
+	pthread_once(&sqlite_once, sqlite_setup);
 	r = create_file(s->path, &e);
 	if (r < 0)
 		goto fail;
@@ -1159,6 +1303,7 @@ int store_open(const struct conf_store *o, struct store **out, char **err)
 		r = store_outbox_prepare(s, &e);
 	if (r < 0)
 		goto fail;
+	ckpt_start(s, o);
 	log_info("store: %s open, schema version %d", s->path, s->version);
 	*out = s;
 	if (err)
@@ -1182,6 +1327,7 @@ void store_close(struct store *s)
 		if (!sqlite3_get_autocommit(s->db))
 			(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	}
+	ckpt_stop(s);
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(s->st[i]);
 	for (int i = 0; i < STC__COUNT; i++)

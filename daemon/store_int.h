@@ -137,6 +137,7 @@ struct store {
 	char *why; /* owned; NULL when health is STORE_OK */
 	struct complaint full_complaint;
 	struct complaint error_complaint;
+	struct store_ckpt *ckpt; /* the checkpoint thread, or NULL (SQLite's own) */
 };
 
 /*

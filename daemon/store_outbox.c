@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsontext.h"
 #include "util.h"
 
 /* A failure reason (the part of an error before ':') is at most this long. */
@@ -85,8 +86,7 @@ static const char *const ob_sql[STO__COUNT] = {
 		"finished_ms = coalesce(finished_ms, excluded.finished_ms), "
 		"changed_ms = excluded.changed_ms, updated_ms = excluded.updated_ms, "
 		"agency = coalesce(excluded.agency, agency), "
-		"header = coalesce(excluded.header, header) "
-		"RETURNING id, header_version",
+		"header = coalesce(excluded.header, header)",
 	/* ?5 header version of the change (NULL: none) ?6 status */
 	[STO_ROW_ADD] = "INSERT INTO progress (dossier_id, seq, state, created_ms, row, "
 			"header_version, status) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6)",
@@ -145,9 +145,8 @@ static const char *const ob_sql[STO__COUNT] = {
 		"has_work = (header_version > max(header_sent_version, ?2) OR rows_pending > 0), "
 		"work_since_ms = iif(header_version > max(header_sent_version, ?2) OR "
 		"rows_pending > 0, coalesce(work_since_ms, ?3), NULL), updated_ms = ?3 "
-		"WHERE mahoso = ?1 AND ?2 BETWEEN 1 AND header_version "
-		"RETURNING id, header_version",
-	[STO_FIND] = "SELECT id FROM dossiers WHERE mahoso = ?1",
+		"WHERE mahoso = ?1 AND ?2 BETWEEN 1 AND header_version",
+	[STO_FIND] = "SELECT id, header_version FROM dossiers WHERE mahoso = ?1",
 	[STO_PORTAL_STATE] =
 		"UPDATE dossiers SET portal_state = ?2, "
 		"header_sent_version = iif(?2 = 'absent', 0, header_sent_version), "
@@ -401,7 +400,7 @@ static json_t *parse_text(const unsigned char *p, size_t n, const char *what)
 	json_error_t e;
 	if (!p)
 		return json_null();
-	json_t *v = json_loadb((const char *)p, n, JSON_DECODE_ANY, &e);
+	json_t *v = jsontext_parse((const char *)p, n, JSON_DECODE_ANY, &e);
 	if (v)
 		return v;
 	log_warn("store: a stored %s does not parse as JSON (%s at %d); given as text", what,
@@ -508,7 +507,7 @@ static int ids_text(const struct store_outbox_ids *ids, char **out, size_t *n_un
 /* A compact JSON text of o (caller frees); o is released. */
 static char *dump_steal(json_t *o)
 {
-	char *t = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *t = jsontext_dumps(o, NULL);
 	json_decref(o);
 	if (!t)
 		log_fatal("out of memory serialising JSON");
@@ -605,6 +604,21 @@ static int rows_move(struct store *s, const char *ids_json, const struct move *m
 
 /* ---- the flow's side ---------------------------------------------------- */
 
+/*
+ * got[0] the id of dossier mahoso, got[1] (when n is 2) its header_version:
+ * 0, 1 when unknown, or -errno. A look-up after a write rather than its
+ * RETURNING clause: SQLite materialises RETURNING rows in a temporary
+ * b-tree, a pager's worth of allocations per statement, which cost more
+ * than this index probe on every change.
+ */
+static int dossier_find(struct store *s, const char *mahoso, int64_t *got, int n, const char *op)
+{
+	sqlite3_stmt *st = s->ob[STO_FIND];
+	bool found = false;
+	int r = step_all(s, st, bind_text(st, 1, mahoso), op, &found, got, n);
+	return r < 0 ? r : found ? 0 : 1;
+}
+
 static int change_check(const struct store_outbox_change *c)
 {
 	int r;
@@ -681,10 +695,15 @@ int store_outbox_enqueue(struct store *s, const struct store_outbox_change *c, i
 		rc = sqlite3_bind_int64(st, 7, c->seen_ms);
 	if (rc == SQLITE_OK)
 		rc = bind_text(st, 8, c->row);
-	r = step_all(s, st, rc, op, NULL, got, 2);
+	r = step_all(s, st, rc, op, NULL, NULL, 0);
 	if (r < 0)
 		goto out;
 	wrote = true;
+	r = dossier_find(s, c->mahoso, got, 2, op);
+	if (r != 0) {
+		r = r < 0 ? r : -EIO; /* the row just written is not there */
+		goto out;
+	}
 
 	if (c->row) {
 		st = s->ob[STO_ROW_ADD];
@@ -885,15 +904,6 @@ int store_outbox_progress_acked(struct store *s, const struct store_outbox_ids *
 	return move_op(s, ids, &m, now_ms, "recording acknowledged progress rows");
 }
 
-/* The id of dossier mahoso: 0, 1 when unknown, or -errno. */
-static int dossier_find(struct store *s, const char *mahoso, int64_t *id, const char *op)
-{
-	sqlite3_stmt *st = s->ob[STO_FIND];
-	bool found = false;
-	int r = step_all(s, st, bind_text(st, 1, mahoso), op, &found, id, 1);
-	return r < 0 ? r : found ? 0 : 1;
-}
-
 int store_outbox_header_acked(struct store *s, const char *mahoso, int64_t version, int64_t now_ms)
 {
 	const char *op = "recording an acknowledged header";
@@ -913,12 +923,14 @@ int store_outbox_header_acked(struct store *s, const char *mahoso, int64_t versi
 		rc = sqlite3_bind_int64(st, 2, version);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 3, now_ms);
-	r = step_all(s, st, rc, op, &found, got, 2);
+	r = step_all(s, st, rc, op, NULL, NULL, 0);
+	if (r == 0)
+		found = sqlite3_changes(s->db) > 0;
+	if (r == 0)
+		r = dossier_find(s, mahoso, got, 2, op);
 	if (r == 0 && !found) {
-		/* Unknown dossier, or a version it never had. */
-		r = dossier_find(s, mahoso, got, op);
-		if (r == 0)
-			r = -EINVAL;
+		/* a version the dossier never had */
+		r = -EINVAL;
 	} else if (r == 0) {
 		json_t *d = new_object();
 		store_json_put(d, "version", json_integer(version));
@@ -1479,7 +1491,7 @@ static int hold_or_release(struct store *s, const char *mahoso, const char *acto
 		rc = sqlite3_bind_int64(st, 2, now_ms);
 	r = step_all(s, st, rc, op, &changed, &id, 1);
 	if (r == 0 && !changed) {
-		r = dossier_find(s, mahoso, &id, op);
+		r = dossier_find(s, mahoso, &id, 1, op);
 		if (r == 0)
 			r = 1;
 		else if (r == 1)
