@@ -78,7 +78,12 @@ $(BUILD)/lienthongd: $(BUILD)/obj/daemon/main.o $(BUILD)/liblienthong.a
 $(BUILD)/lienthongctl: $(BUILD)/obj/tools/lienthongctl.o $(BUILD)/liblienthong.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/liblienthong.a $(LDLIBS_D)
 
-$(BUILD)/lienthong-sim: $(SIM_OBJS)
+# The simulator reads and writes JSON with the daemon's jsontext (and what it
+# needs): at thousands of dossier changes a second jansson's own reader and
+# writer made the simulator compete with the daemon for the CPU.
+SIM_DAEMON_OBJS := $(addprefix $(BUILD)/obj/daemon/,jsontext.o util.o log.o)
+
+$(BUILD)/lienthong-sim: $(SIM_OBJS) $(SIM_DAEMON_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(SIM_LIBS) -lm -lpthread
 
 $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/liblienthong.a

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "jsontext.h"
 #include "sim.h"
 
 #define CONTROL_PREFIX "/_sim/"
@@ -303,7 +304,7 @@ static enum MHD_Result process(struct sim_request *rq)
 		return send_reply(rq);
 	}
 	if (r != NULL && (r->flags & SIM_ROUTE_JSON) && rq->body_len > 0)
-		rq->json = json_loadb(rq->body, rq->body_len, 0, NULL);
+		rq->json = jsontext_parse(rq->body, rq->body_len, 0, NULL);
 	if (r != NULL && (r->flags & SIM_ROUTE_ADAPTER) && json_is_object(rq->json))
 		rq->service = json_string_value(json_object_get(rq->json, "service"));
 	else if (r != NULL)

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jsontext.h"
 #include "sim.h"
 
 #define MAX_BATCH	   1000 /* items per request */
@@ -127,11 +128,10 @@ static const char *opt_string(const json_t *o, const char *key, bool *bad)
 
 static char *dump(const json_t *j, size_t *len)
 {
-	char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *text = jsontext_dumps(j, len);
 
 	if (text == NULL)
-		sim_die("portal: json_dumps: out of memory");
-	*len = strlen(text);
+		sim_die("portal: cannot serialise a received item");
 	return text;
 }
 
