@@ -492,6 +492,75 @@ static int cmd_mismatch(struct daemon *d, const struct ctl_peer *peer, json_t *a
 	return 0;
 }
 
+/*
+ * ack, resolve, waive: an operator's decision on a mismatch, with who and a
+ * note in its history (and in the audit trail, as every changing command).
+ * A resolved mismatch that a later run finds again reopens with that
+ * history (store_mismatch_upsert); a waived one stays waived.
+ */
+static int set_mismatch_state(struct daemon *d, const struct ctl_peer *peer, json_t *args,
+			      const char *state, const char *usage, bool note_required,
+			      json_t **result, char **err)
+{
+	const char *id = arg_string(args, "id", 0);
+	const char *note = arg_string(args, "note", 1);
+	char actor[CTL_ACTOR_MAX];
+	struct store *s = need_store(d, err);
+	if (!s)
+		return -EIO;
+	char *end = NULL;
+	long long n = id ? strtoll(id, &end, 10) : 0;
+	if (!id || *end || n <= 0) {
+		*err = xasprintf("usage: %s (ID is a number from lienthongctl mismatches)", usage);
+		return -EINVAL;
+	}
+	if (note && !note[strspn(note, " \t\r\n")])
+		note = NULL;
+	if (note_required && !note) {
+		*err = xasprintf("usage: %s (the note is required: it says why, in the "
+				 "mismatch's history)",
+				 usage);
+		return -EINVAL;
+	}
+	peer_actor(peer, actor, sizeof(actor));
+	int r = store_mismatch_set_state(s, n, state, actor, now_wall_ms(), note);
+	if (r == 0) {
+		*result = json_pack("{s:I, s:s, s:s, s:s?}", "id", (json_int_t)n, "state", state,
+				    "by", actor, "note", note);
+		return *result ? 0 : view_result(NULL, state, result, err);
+	}
+	if (r == 1) {
+		*err = xasprintf("mismatch %lld is already %s", n, state);
+		return -EALREADY;
+	}
+	if (r == -ENOENT)
+		*err = xasprintf("no mismatch %lld", n);
+	else
+		*err = xasprintf("cannot change mismatch %lld: %s", n, strerror(-r));
+	return r < 0 ? r : -EIO;
+}
+
+static int cmd_ack(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		   char **err)
+{
+	return set_mismatch_state(d, peer, args, "acknowledged", "ack ID [--note TEXT]", false,
+				  result, err);
+}
+
+static int cmd_resolve(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		       char **err)
+{
+	return set_mismatch_state(d, peer, args, "resolved", "resolve ID --note TEXT", true, result,
+				  err);
+}
+
+static int cmd_waive(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		     char **err)
+{
+	return set_mismatch_state(d, peer, args, "waived", "waive ID --note TEXT", true, result,
+				  err);
+}
+
 /* ---- the dossier outbox ---------------------------------------------- */
 
 /* The dossier code in args.mahoso; NULL with a usage error in *err. */
@@ -815,6 +884,12 @@ const struct ctl_command ctl_commands[] = {
 	 "The mismatch log, newest first; KIND may end in .* (catalog.*)."},
 	{"mismatch", CTL_READ, cmd_mismatch, "mismatch ID",
 	 "One mismatch with both values, the raw record and its history."},
+	{"ack", CTL_WRITE, cmd_ack, "ack ID [--note TEXT]",
+	 "Acknowledge mismatch ID: someone is on it (recorded with who, when and the note)."},
+	{"resolve", CTL_WRITE, cmd_resolve, "resolve ID --note TEXT",
+	 "Mark mismatch ID resolved, saying how; it reopens if a later run finds it again."},
+	{"waive", CTL_WRITE, cmd_waive, "waive ID --note TEXT",
+	 "Mark mismatch ID as not a problem, saying why; later runs leave it waived."},
 	{"queue", CTL_READ, cmd_queue, "queue",
 	 "The dossier outbox: depth, oldest waiting work, dossiers by state and by failure."},
 	{"dossier", CTL_READ, cmd_dossier, "dossier MAHOSO",

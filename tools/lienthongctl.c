@@ -1861,6 +1861,14 @@ static void print_release(json_t *r)
 		printf("dossier %s released: now %s\n", jstr(r, "mahoso"), state);
 }
 
+static void print_mismatch_state(json_t *r)
+{
+	const char *note = json_string_value(json_object_get(r, "note"));
+	printf("mismatch %lld %s by %s%s%s\n",
+	       (long long)json_integer_value(json_object_get(r, "id")), jstr(r, "state"),
+	       jstr(r, "by"), note ? ": " : "", note ? note : "");
+}
+
 /*
  * Text printers by command. A result without the member a printer needs (a
  * daemon of another version) is printed as JSON instead.
@@ -1892,6 +1900,9 @@ static const struct {
 	{"drop", print_drop, "letter"},
 	{"hold", print_hold, "mahoso"},
 	{"release", print_release, "mahoso"},
+	{"ack", print_mismatch_state, "state"},
+	{"resolve", print_mismatch_state, "state"},
+	{"waive", print_mismatch_state, "state"},
 };
 
 static void print_result(const char *cmd, json_t *result)

@@ -10,7 +10,10 @@
 # `hold MAHOSO` keeps a dossier's new changes from the portal while others
 # go out, and `release` lets them go (once: no duplicates); `overdue` and
 # `late` list exactly the dossiers the feed says are overdue or finished
-# late; usage errors exit 2, refusals 1 with a clear message; a reader in the
+# late; `ack`, `resolve --note` and `waive --note` of a mismatch keep who,
+# when and the note in its history and the audit trail, a resolved mismatch
+# found again reopens with that history and a waived one stays waived;
+# usage errors exit 2, refusals 1 with a clear message; a reader in the
 # socket's group may read but not change.
 #
 # Which dossier gets the next generated changes is found on a twin simulator
@@ -322,6 +325,42 @@ expect "late --since bogus fails (1)" 1 ctl late --since bogus
 expect "overdue --limit 0 fails (1)" 1 ctl overdue --limit 0
 check "the dead letter of missing dates is still open" json_is "deadletters --state dead" "[.dead_letters[].id] == [$l_dates]"
 
+# ---- the mismatch workflow: ack, resolve, waive, reopen ---------------------------
+# Two overdue dossiers' mismatches: every deadline sweep (one at the start
+# of each pass, so after a reload) finds them again.
+ctl_json mismatches --kind dossier.overdue --state open --limit 2 >"$T/mo.json"
+mo=$(jq -r '.mismatches[0].id // empty' "$T/mo.json")
+mo2=$(jq -r '.mismatches[1].id // empty' "$T/mo.json")
+check "two overdue dossiers are in the mismatch log" test -n "$mo" -a -n "$mo2"
+expect "ack ID acknowledges a mismatch (0)" 0 ctl ack "$mo" --note "đang gửi phiếu xin lỗi"
+has "saying who, and the note" "$T/out" "mismatch $mo acknowledged by uid:0: đang gửi phiếu xin lỗi"
+check "its state is acknowledged, by uid:0" json_is "mismatch $mo" '.state == "acknowledged" and .state_by == "uid:0"'
+expect "a second ack fails (1)" 1 ctl ack "$mo"
+has "saying it already is" "$T/err" "mismatch $mo is already acknowledged"
+expect "resolve without --note is a usage error (2)" 2 ctl resolve "$mo"
+expect "resolve with an empty note is a usage error (2)" 2 ctl resolve "$mo" --note ""
+expect "a note of blanks is refused (1)" 1 ctl resolve "$mo" --note " "
+has "saying the note is required" "$T/err" "the note is required"
+expect "resolve ID --note resolves it (0)" 0 ctl resolve "$mo" --note "đã hẹn lại ngày trả"
+check "its history: opened, acknowledged, resolved, each with who and the note" json_is "mismatch $mo" \
+	'[.events[].event] == ["opened", "acknowledged", "resolved"] and .events[1].note == "đang gửi phiếu xin lỗi" and .events[2].note == "đã hẹn lại ngày trả" and .events[2].actor == "uid:0"'
+check "mismatches --state resolved lists it" json_is "mismatches --state resolved --kind dossier.*" "any(.mismatches[]; .id == $mo)"
+expect "waive ID --note waives another (0)" 0 ctl waive "$mo2" --note "hồ sơ giấy, trả trực tiếp"
+check "that one is waived" json_is "mismatch $mo2" '.state == "waived" and .state_note == "hồ sơ giấy, trả trực tiếp"'
+expect "a reload starts a new pass, whose sweep finds both again" 0 ctl reload
+check "the resolved mismatch reopens, keeping its history" wait_until 15 json_is "mismatch $mo" \
+	'.state == "open" and [.events[].event] == ["opened", "acknowledged", "resolved", "reopened"]'
+check "the waived one stays waived" json_is "mismatch $mo2" '.state == "waived" and ([.events[].event] == ["opened", "waived"])'
+expect "waive of an unknown mismatch fails (1)" 1 ctl waive 999999 --note x
+has "saying so" "$T/err" "no mismatch 999999"
+expect "ack of a non-number fails (1)" 1 ctl ack x
+has "with the usage" "$T/err" "usage: ack ID [--note TEXT]"
+sqlite3 -readonly "$T/state/lienthong.db" \
+	"SELECT actor || '|' || action || '|' || target FROM audit WHERE action IN ('ack', 'resolve', 'waive')" >"$T/audit" 2>&1
+has "the audit trail has the ack" "$T/audit" "uid:0|ack|$mo"
+has "the resolve" "$T/audit" "uid:0|resolve|$mo"
+has "and the waive" "$T/audit" "uid:0|waive|$mo2"
+
 # ---- a reader may read, not change ----------------------------------------------
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
@@ -331,6 +370,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
 	has "refused with EPERM" "$T/err" "EPERM"
 	expect "nor drop a letter (1)" 1 as_nobody "$BIN/lienthongctl" --socket "$T/ctl.sock" drop "$l_dates" --reason x
 	expect "nor retry (1)" 1 as_nobody "$BIN/lienthongctl" --socket "$T/ctl.sock" retry --all
+	expect "nor acknowledge a mismatch (1)" 1 as_nobody "$BIN/lienthongctl" --socket "$T/ctl.sock" ack "$mo"
 	check "the refused drop left the letter open" json_is "deadletters --state dead" "[.dead_letters[].id] == [$l_dates]"
 else
 	pass "a reader may read, not change # SKIP not root or no setpriv"
