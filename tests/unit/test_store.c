@@ -8,9 +8,11 @@
  * The test does not include sqlite3.h (only store*.c may): where it must
  * forge a database header, it writes the documented header bytes itself.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -695,6 +697,74 @@ static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *
 	return remove(p);
 }
 
+static long long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Whether a thread of this process is named name (/proc/self/task/N/comm). */
+static bool thread_named(const char *name)
+{
+	bool found = false;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	while (d && !found && (e = readdir(d))) {
+		char p[64], *comm = NULL;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/proc/self/task/%.20s/comm", e->d_name);
+		if (read_file_bounded(p, 64, &comm, NULL) == 0)
+			found = strncmp(comm, name, strlen(name)) == 0;
+		free(comm);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/*
+ * Checkpoints happen off the loop while the store is open: a thread of the
+ * store's checkpoints them, and after commits of some 2,000 WAL pages (past
+ * its 1,000, short of the 8,000 at which the loop would checkpoint itself)
+ * the database file grows to hold them without any further call.
+ */
+static void test_checkpoints(void)
+{
+	char *path = tmp_path("ckpt.db");
+	struct store *s = NULL;
+	char *err = NULL, value[2048];
+	if (open_at(path, 0, &s, &err) != 0) {
+		ok(0, "the checkpoint store opens: %s", err);
+		free(err);
+		free(path);
+		return;
+	}
+	ok(thread_named("lt-checkpoint"), "an open store has its checkpoint thread");
+	long long before = file_size(path);
+	memset(value, 'x', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	int failed = 0;
+	for (int i = 0; i < 2000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "ckpt.%d", i);
+		failed += store_cursor_set(s, name, value) != 0; /* one commit each */
+	}
+	is_int(failed, 0, "2,000 commits of 2 KB each succeed");
+	long long after = before;
+	for (int i = 0; i < 200 && after < before + 2000LL * 1024; i++) {
+		usleep(10000);
+		after = file_size(path);
+	}
+	ok(after >= before + 2000LL * 1024,
+	   "the database file took the WAL's pages while open (%lld -> %lld bytes): the "
+	   "checkpoint thread ran",
+	   before, after);
+	store_close(s);
+	ok(!thread_named("lt-checkpoint"), "closing the store ends it");
+	free(path);
+}
+
 int main(void)
 {
 	/* Failures are expected here; the checks say what matters. */
@@ -728,6 +798,7 @@ int main(void)
 	free(path);
 
 	test_full();
+	test_checkpoints();
 
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();
