@@ -30,6 +30,9 @@ OPT       := -O2 -g
 endif
 
 CC        ?= cc
+# Builds run one compiler per CPU (check, demo); the tests themselves run one
+# at a time (several of them measure how long things take).
+NPROC     := $(shell nproc 2>/dev/null || echo 2)
 CFLAGS    ?= $(OPT)
 WARN      := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS  += -D_GNU_SOURCE -DLT_VERSION=\"$(VERSION)\" -Idaemon -Iconnectors
@@ -107,14 +110,14 @@ deps:
 # ---- tests --------------------------------------------------------------
 # check-fast: one pass with the optimised build. check: that, then ASan+UBSan.
 check-fast: deps
-	@$(MAKE) --no-print-directory tests
+	@$(MAKE) -j$(NPROC) --no-print-directory tests
 	@BUILD=$(BUILD) sh tests/run
 
 check: deps
-	@$(MAKE) --no-print-directory tests
+	@$(MAKE) -j$(NPROC) --no-print-directory tests
 	@$(MAKE) --no-print-directory lint
 	@BUILD=$(BUILD) sh tests/run
-	@$(MAKE) --no-print-directory SAN=1 tests
+	@$(MAKE) -j$(NPROC) --no-print-directory SAN=1 tests
 	@BUILD=build-san SAN=1 sh tests/run
 
 unit: tests
@@ -125,7 +128,7 @@ system: tests
 
 # ---- demo and benchmarks ------------------------------------------------
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -j$(NPROC) --no-print-directory all
 	@BUILD=$(BUILD) sh tools/demo.sh
 
 bench: deps all
@@ -140,7 +143,7 @@ LINT_SRCS = $(wildcard daemon/*.[ch] connectors/*.[ch] tools/*.c tools/sim/*.[ch
 # insists that ExecStart exists), with its exposure score checked too.
 lint: all
 	clang-format --dry-run --Werror $(LINT_SRCS)
-	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
+	cppcheck -j$(NPROC) --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
 	  --suppress=missingIncludeSystem --inline-suppr -D_GNU_SOURCE -DLT_VERSION=\"$(VERSION)\" \
 	  -Idaemon -Itools/sim $(filter %.c,$(LINT_SRCS))
 	BUILD=$(BUILD) sh tests/system/test_unit.sh
