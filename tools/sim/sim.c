@@ -27,9 +27,11 @@ struct sim_config sim_config;
 
 /* Initialised in this order, finalised in reverse. */
 static const struct sim_module *const modules[] = {
-	&sim_stats_module,   &sim_session_module, &sim_fault_module,
-	&sim_adapter_module, &sim_catalog_module, &sim_provincial_module,
-	&sim_dossier_module, &sim_portal_module,  NULL,
+	&sim_stats_module,   &sim_session_module,
+	&sim_fault_module,   &sim_adapter_module,
+	&sim_catalog_module, &sim_provincial_module,
+	&sim_dossier_module, &sim_portal_module,
+	&sim_payment_module, NULL,
 };
 
 static const char usage_text[] =
@@ -75,6 +77,13 @@ static const char usage_text[] =
 	"  --dossier-days D          the window: the D days before now (default 1)\n"
 	"  --dossier-now TIME        now for the stream: yyyy-mm-ddTHH:MM[:SS][+07:00|Z] or\n"
 	"                            epoch seconds (default: the start of the current hour)\n"
+	"\n"
+	"Payments (national payment platform under /paygov; provincial fee records):\n"
+	"  --payment-faults N        discrepancies of each class per 1,000 dossiers of the\n"
+	"                            window (default 10; at least 3 unless 0)\n"
+	"  --paygov-token TOKEN      Bearer token of /paygov/api/v1 (default paygov-secret-token)\n"
+	"  --paygov-key KEY          the partner's secret key that MaXacThuc hashes (default\n"
+	"                            paygov-partner-key)\n"
 	"\n"
 	"Faults (also at run time: POST /_sim/faults; never on /_sim/* and /health):\n"
 	"  --error-rate P            answer 500 with probability P\n"
@@ -125,6 +134,9 @@ enum {
 	OPT_DOSSIERS,
 	OPT_DOSSIER_DAYS,
 	OPT_DOSSIER_NOW,
+	OPT_PAYMENT_FAULTS,
+	OPT_PAYGOV_TOKEN,
+	OPT_PAYGOV_KEY,
 };
 
 static const struct option long_options[] = {
@@ -162,6 +174,9 @@ static const struct option long_options[] = {
 	{"dossiers", required_argument, NULL, OPT_DOSSIERS},
 	{"dossier-days", required_argument, NULL, OPT_DOSSIER_DAYS},
 	{"dossier-now", required_argument, NULL, OPT_DOSSIER_NOW},
+	{"payment-faults", required_argument, NULL, OPT_PAYMENT_FAULTS},
+	{"paygov-token", required_argument, NULL, OPT_PAYGOV_TOKEN},
+	{"paygov-key", required_argument, NULL, OPT_PAYGOV_KEY},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -315,6 +330,9 @@ static void parse_args(int argc, char **argv)
 	c->provincial_token = "provincial-secret-token";
 	c->dossiers = 1000;
 	c->dossier_days = 1;
+	c->payment_faults = 10;
+	c->paygov_token = "paygov-secret-token";
+	c->paygov_key = "paygov-partner-key";
 	sim_faultset_defaults(&c->faults);
 
 	while ((opt = getopt_long(argc, argv, "vhV", long_options, &idx)) != -1) {
@@ -399,6 +417,19 @@ static void parse_args(int argc, char **argv)
 			c->dossier_days = (unsigned)parse_uint(name, optarg, 1, 3650);
 			break;
 		case OPT_DOSSIER_NOW: c->dossier_now_s = parse_moment(name, optarg); break;
+		case OPT_PAYMENT_FAULTS:
+			c->payment_faults = (unsigned)parse_uint(name, optarg, 0, 100);
+			break;
+		case OPT_PAYGOV_TOKEN:
+			if (optarg[0] == '\0' || strlen(optarg) > 512)
+				bad_option(name, "...", "must be 1 to 512 bytes");
+			c->paygov_token = optarg;
+			break;
+		case OPT_PAYGOV_KEY:
+			if (optarg[0] == '\0' || strlen(optarg) > 512)
+				bad_option(name, "...", "must be 1 to 512 bytes");
+			c->paygov_key = optarg;
+			break;
 		case 'v': c->verbose = true; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		case 'V': printf("%s %s\n", SIM_NAME, LT_VERSION); exit(0);

@@ -117,7 +117,10 @@ struct sim_config {
 	const char *provincial_token; /* Bearer token of the provincial API */
 	unsigned dossiers;	      /* dossiers received in the feed's window (--dossiers) */
 	unsigned dossier_days;	      /* the window, in days before "now" (--dossier-days) */
-	int64_t dossier_now_s; /* "now" of the dossier stream, epoch s; 0: the hour started */
+	int64_t dossier_now_s;	  /* "now" of the dossier stream, epoch s; 0: the hour started */
+	unsigned payment_faults;  /* discrepancies of each class per 1,000 dossiers */
+	const char *paygov_token; /* Bearer token of /paygov (--paygov-token) */
+	const char *paygov_key;	  /* the partner's secret key for MaXacThuc (--paygov-key) */
 	bool verbose;
 };
 
@@ -154,6 +157,8 @@ struct sim_reply;
 bool sim_provincial_auth_ok(const struct sim_request *rq, struct sim_reply *rp);
 extern const struct sim_module sim_dossier_module;
 extern const struct sim_module sim_portal_module;
+/* The payment platform (/paygov) and the provincial fee records (sim_payment.c). */
+extern const struct sim_module sim_payment_module;
 
 /*
  * End-to-end latency from the feed to the portal (sim_dossier.c keeps the

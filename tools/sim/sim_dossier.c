@@ -46,6 +46,7 @@
 #include <time.h>
 
 #include "sim_dossier.h"
+#include "sim_payment.h"
 
 #define FEED_PATH     "/provincial/api/v1/ho-so/thay-doi"
 #define DEFAULT_LIMIT 500
@@ -1203,11 +1204,20 @@ static void dossier_plan(struct dossier *d, uint64_t index, int64_t r, enum cls 
 	/* Fragment B: donViXuLy .. taiLieu, and a comma. */
 	{
 		bool digital = online || permille(&rng, 400), paid_online;
-		unsigned n_fees = 0;
+		unsigned n_fees = 0, ttt;
+		int64_t fee_sum = 0;
+		enum sim_payment_render pay = SIM_PAYMENT_AS_IS;
 
-		for (unsigned i = 0; i < p->n_fees; i++)
+		for (unsigned i = 0; i < p->n_fees; i++) {
 			n_fees += p->fees[i].amount > 0;
+			fee_sum += p->fees[i].amount > 0 ? p->fees[i].amount : 0;
+		}
 		paid_online = online && n_fees > 0 && permille(&rng, 600);
+		/* The payment side records its payments, and may take them off the header. */
+		if (mal == MAL_NONE && fee_sum > 0)
+			pay = sim_payment_dossier(
+				&(struct sim_payment_dossier){d->index, d->code, d->steps[0].t,
+							      G.now, fee_sum, kenh, paid_online});
 		kstr(&b, "donViXuLy", mal == MAL_UNIT ? "UBND-99999" : u.code, false);
 		if (online)
 			kstr(&b, "noiNop",
@@ -1228,10 +1238,16 @@ static void dossier_plan(struct dossier *d, uint64_t index, int64_t r, enum cls 
 		}
 		kint(&b, "coThanhPhanSoHoa", digital);
 		kint(&b, "daXacThucVNeID", online && permille(&rng, 850));
-		kint(&b, "thanhToanTrucTuyen", paid_online ? (permille(&rng, 500) ? 1 : 2) : 0);
+		/* Drawn as always, so that the rest of the dossier stays as generated. */
+		ttt = paid_online ? (permille(&rng, 500) ? 1 : 2) : 0;
+		if (pay == SIM_PAYMENT_NOT_ONLINE) {
+			ttt = 0;
+			paid_online = false;
+		}
+		kint(&b, "thanhToanTrucTuyen", ttt);
 		sim_buf_adds(&b, ",\"lePhi\":[");
 		n_fees = 0;
-		for (unsigned i = 0; i < p->n_fees; i++) {
+		for (unsigned i = 0; i < p->n_fees && pay != SIM_PAYMENT_NO_FEES; i++) {
 			if (p->fees[i].amount <= 0)
 				continue;
 			sim_buf_adds(&b, n_fees++ ? ",{" : "{");
