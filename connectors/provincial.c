@@ -74,6 +74,8 @@ struct prov_opts {
 	int64_t max_pages;
 	char *changes_path;
 	int64_t changes_limit;
+	char *fees_path;
+	int64_t fees_limit;
 };
 
 static const struct conf_option prov_options[] = {
@@ -149,6 +151,21 @@ static const struct conf_option prov_options[] = {
 	 .offset = offsetof(struct prov_opts, changes_limit),
 	 .help = "Changes asked for per page of the feed (the limit parameter). A page must fit "
 		 "in max_response_bytes: a change carries the whole dossier header."},
+	{.key = "fees_path",
+	 .type = CONF_STRING,
+	 .def = "/api/v1/le-phi",
+	 .offset = offsetof(struct prov_opts, fees_path),
+	 .help = "Path (appended to url) of the fee records of a day: GET with ngay "
+		 "(YYYY-MM-DD), cursor and limit answers {\"items\": [...], \"next_cursor\": "
+		 "\"...\", \"has_more\": true|false}; every page of the day is read."},
+	{.key = "fees_limit",
+	 .type = CONF_INT,
+	 .def = "1000",
+	 .min = 1,
+	 .max = 5000,
+	 .offset = offsetof(struct prov_opts, fees_limit),
+	 .help = "Fee records asked for per page (the limit parameter); a day needing more "
+		 "than max_pages pages fails the read rather than being reported in part."},
 	CONF_OPTION_END,
 };
 
@@ -171,7 +188,8 @@ struct prov_op {
 	uint64_t start_us;
 	/* put */
 	char *code;
-	/* changes */
+	/* changes, and fees (a day read with cursors: page counts from 1) */
+	char *day;
 	char *cursor;
 	json_t *feed_page; /* owned: the answer's parse by prov_changes_classify */
 	char *msg;	   /* a local answer (bad arguments) through the loop: CONN_FAIL */
@@ -189,6 +207,8 @@ struct prov {
 	uint64_t puts_ok, puts_retry, puts_failed;
 	uint64_t changes_ok, changes_retry, changes_failed, changes_items, changes_non_objects;
 	int64_t changes_read_ms; /* last successful page */
+	uint64_t fees_ok, fees_retry, fees_failed, fees_records;
+	int64_t fees_read_ms; /* last successful day */
 };
 
 #define PROV_FIELDS(pv) ((const char *const[]){(pv)->field, NULL})
@@ -334,6 +354,7 @@ static void prov_op_free(struct prov_op *op)
 	json_decref(op->feed_page);
 	free(op->code);
 	free(op->cursor);
+	free(op->day);
 	free(op->msg);
 	free(op);
 }
@@ -755,9 +776,8 @@ static enum http_outcome prov_changes_classify(const struct http_response *r, vo
 static enum conn_outcome prov_changes_take(struct prov_op *op, json_t **items, char **next,
 					   bool *has_more, char **why)
 {
-	struct prov *pv = op->later.owner;
-	json_t *page = op->feed_page, *list, *jn, *jm, *e;
-	size_t i, n;
+	json_t *page = op->feed_page, *list, *jn, *jm;
+	size_t n;
 
 	*items = NULL;
 	*next = NULL;
@@ -797,16 +817,11 @@ static enum conn_outcome prov_changes_take(struct prov_op *op, json_t **items, c
 	n = json_array_size(list);
 	if ((n > 0 || *has_more) && strcmp(*next, op->cursor) == 0) {
 		/* Reading on from next_cursor would return this page again, forever. */
-		*why = xasprintf("the feed does not move: %zu change%s%s and the same "
+		*why = xasprintf("the feed does not move: %zu item%s%s and the same "
 				 "next_cursor",
 				 n, n == 1 ? "" : "s", *has_more ? ", more waiting" : "");
 		goto fail;
 	}
-	json_array_foreach (list, i, e) {
-		if (!json_is_object(e))
-			pv->changes_non_objects++;
-	}
-	pv->changes_items += n;
 	*items = list;
 	return CONN_OK;
 fail:
@@ -846,6 +861,13 @@ static void prov_changes_done(const struct http_response *r, enum http_outcome o
 	} else {
 		what = NULL;
 		co = prov_changes_take(op, &items, &next, &has_more, &what);
+		size_t i;
+		json_t *e;
+		json_array_foreach (items, i, e) {
+			if (!json_is_object(e))
+				pv->changes_non_objects++;
+		}
+		pv->changes_items += json_array_size(items);
 	}
 	if (what) {
 		msg = xasprintf("changes after %s: %s", cur, what);
@@ -913,6 +935,142 @@ static int prov_changes(struct conn *c, const char *cursor, provincial_changes_c
 	return rc == -ESHUTDOWN ? 0 : rc;
 }
 
+/* ---- fee records of a day --------------------------------------------- */
+
+static void prov_fees_done(const struct http_response *r, enum http_outcome o, const char *why,
+			   void *ud);
+
+/* Asks for the day's page after op->cursor. Returns 0 or negative (nothing called). */
+static int prov_fees_get(struct prov_op *op)
+{
+	struct prov *pv = op->later.owner;
+	const struct prov_opts *opt = pv->c->opts;
+	char *esc = prov_escape(op->cursor);
+	char *path = xasprintf("%s%cngay=%s&cursor=%s&limit=%lld", opt->fees_path,
+			       strchr(opt->fees_path, '?') ? '&' : '?', op->day, esc,
+			       (long long)opt->fees_limit);
+	struct http_request *r = prov_request(pv, "GET", path);
+	free(esc);
+	free(path);
+	http_request_classify(r, prov_changes_classify, op);
+	http_request_done(r, prov_fees_done, op);
+	int rc = http_submit(pv->c->http, r);
+	/* -ESHUTDOWN: done is still called (cancelled), so the op lives on. */
+	return rc == -ESHUTDOWN ? 0 : rc;
+}
+
+static void prov_fees_done(const struct http_response *r, enum http_outcome o, const char *why,
+			   void *ud)
+{
+	struct prov_op *op = ud;
+	struct prov *pv = op->later.owner;
+	provincial_list_cb done = op->list_done;
+	void *done_ud = op->ud;
+	enum conn_outcome co = conn_outcome_from_http(o);
+	const struct prov_opts *opt;
+	json_t *items = NULL, *records = NULL;
+	char *what = NULL, *next = NULL, *msg = NULL;
+	bool has_more = false;
+	struct conn *c;
+
+	if (!pv) {
+		prov_op_free(op);
+		return;
+	}
+	c = pv->c;
+	opt = c->opts;
+	if (co == CONN_OK && (r->status < 200 || r->status > 299)) {
+		co = CONN_FAIL;
+		what = xasprintf("unexpected HTTP status %ld", r->status);
+	} else if (co != CONN_OK && r->status >= 200 && r->status <= 299) {
+		what = xstrdup(why && *why ? why : http_outcome_name(o));
+	} else if (co != CONN_OK) {
+		what = prov_failure(r, o, why);
+	} else {
+		pv->pages++;
+		co = prov_changes_take(op, &items, &next, &has_more, &what);
+	}
+	if (co == CONN_OK) {
+		json_array_extend(op->records, items);
+		if (has_more && op->page >= (unsigned)opt->max_pages) {
+			co = CONN_FAIL;
+			what = xasprintf("more than max_pages (%lld) pages: %zu records read",
+					 (long long)opt->max_pages, json_array_size(op->records));
+		} else if (has_more) {
+			free(op->cursor);
+			op->cursor = next;
+			next = NULL;
+			op->page++;
+			json_decref(op->feed_page);
+			op->feed_page = NULL;
+			int rc = prov_fees_get(op);
+			if (rc == 0)
+				return;
+			co = CONN_RETRY;
+			what = xasprintf("cannot submit the request: %s", strerror(-rc));
+		}
+	}
+	if (what) {
+		char *cur = prov_cursor_text(op->cursor);
+		msg = xasprintf("fee records of %s, page %u (after %s): %s", op->day, op->page, cur,
+				what);
+		free(cur);
+		free(what);
+	}
+	switch (co) {
+	case CONN_OK:
+		pv->fees_ok++;
+		pv->fees_records += json_array_size(op->records);
+		pv->fees_read_ms = now_wall_ms();
+		records = json_incref(op->records);
+		log_fields(LOG_INFO, PROV_FIELDS(pv), "fee records of %s read: %zu in %u pages",
+			   op->day, json_array_size(records), op->page);
+		break;
+	case CONN_RETRY: pv->fees_retry++; break;
+	case CONN_FAIL: pv->fees_failed++; break;
+	}
+	if (msg)
+		log_fields(LOG_DEBUG, PROV_FIELDS(pv), "%s", msg);
+	free(next);
+	prov_op_free(op);
+	done(c, co, records, msg, done_ud);
+	json_decref(records);
+	free(msg);
+}
+
+/* Whether s is a date YYYY-MM-DD (digits and dashes where they belong). */
+static bool prov_day_ok(const char *s)
+{
+	if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return false;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+			return false;
+	return true;
+}
+
+static int prov_fees(struct conn *c, const char *day, provincial_list_cb done, void *ud)
+{
+	struct prov *pv;
+	struct prov_op *op;
+	int rc;
+
+	if (!c || !c->priv || !done || !prov_day_ok(day))
+		return -EINVAL;
+	pv = c->priv;
+	op = prov_op_new(pv);
+	op->list_done = done;
+	op->ud = ud;
+	op->day = xstrdup(day);
+	op->cursor = xstrdup("");
+	op->page = 1;
+	op->records = json_array();
+	rc = prov_fees_get(op);
+	if (rc < 0)
+		prov_op_free(op);
+	return rc;
+}
+
 /* ---- status, lifecycle ------------------------------------------------ */
 
 static json_t *prov_status(struct conn *c)
@@ -949,6 +1107,14 @@ static json_t *prov_status(struct conn *c)
 	json_object_set_new(j, "changes_read_at",
 			    pv->changes_read_ms > 0
 				    ? json_string(fmt_time_iso(pv->changes_read_ms, at, sizeof(at)))
+				    : json_null());
+	json_object_set_new(j, "fees_ok", json_integer((json_int_t)pv->fees_ok));
+	json_object_set_new(j, "fees_retry", json_integer((json_int_t)pv->fees_retry));
+	json_object_set_new(j, "fees_failed", json_integer((json_int_t)pv->fees_failed));
+	json_object_set_new(j, "fees_records", json_integer((json_int_t)pv->fees_records));
+	json_object_set_new(j, "fees_read_at",
+			    pv->fees_read_ms > 0
+				    ? json_string(fmt_time_iso(pv->fees_read_ms, at, sizeof(at)))
 				    : json_null());
 	return j;
 }
@@ -1034,6 +1200,10 @@ static int prov_init(struct conn *c, bool check_only, char **err)
 				 name);
 	if (!*err && (opt->changes_limit < 1 || opt->changes_limit > 1000))
 		*err = xasprintf("connector.%s: changes_limit must be 1..1000", name);
+	if (!*err && !prov_path_ok(opt->fees_path))
+		*err = xasprintf("connector.%s: fees_path must be a path starting with '/' "
+				 "(or an http(s) URL)",
+				 name);
 	if (*err)
 		return -EINVAL;
 	if (check_only)
@@ -1054,6 +1224,7 @@ static const struct provincial_ops prov_ops = {
 	.procedures_list = prov_procedures_list,
 	.procedure_put = prov_procedure_put,
 	.changes = prov_changes,
+	.fees = prov_fees,
 };
 
 const struct connector conn_provincial = {
@@ -1061,7 +1232,7 @@ const struct connector conn_provincial = {
 	.name = "provincial",
 	.description = "The province's one-stop system (REST API): procedure catalogue read "
 		       "page by page, procedures created or replaced one by one, dossier change "
-		       "feed read from a cursor",
+		       "feed read from a cursor, the fee records of a day",
 	.flags = CONN_F_HTTP,
 	.options = prov_options,
 	.opts_size = sizeof(struct prov_opts),

@@ -4,7 +4,7 @@
  * field names come from configuration and mappings. Its typed interface is
  * `const struct provincial_ops *` in conn->type->ext. The catalogue part
  * serves the catalog flow, the change feed the dossier flow (dossier-spec
- * §1); the fee part joins it in a later issue.
+ * §1); the fee records the payment flow (payment-spec §3).
  */
 #ifndef LT_PROVINCIAL_H
 #define LT_PROVINCIAL_H
@@ -67,6 +67,16 @@ struct provincial_ops {
 	 * attempts. An over-long cursor fails from the loop.
 	 */
 	int (*changes)(struct conn *c, const char *cursor, provincial_changes_cb done, void *ud);
+	/*
+	 * Reads the fee records of one day (day "YYYY-MM-DD", else -EINVAL):
+	 * every page of GET {fees_path}?ngay=DAY&cursor=C&limit=N, following
+	 * next_cursor while has_more (payment-spec §3). records is every
+	 * page's items (an item that is not an object is passed on for the
+	 * flow to judge). A page that is not the expected shape (as for
+	 * changes), or more than max_pages pages, fails the whole read: a day
+	 * is never reported in part. CONN_RETRY as for changes.
+	 */
+	int (*fees)(struct conn *c, const char *day, provincial_list_cb done, void *ud);
 };
 
 extern const struct connector conn_provincial;

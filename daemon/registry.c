@@ -25,12 +25,13 @@ extern const struct connector conn_adapter;
 extern const struct connector conn_csdl;
 extern const struct connector conn_provincial;
 extern const struct connector conn_dvcqg;
+extern const struct connector conn_paygov;
 extern const struct flow_type flow_relay;
 extern const struct flow_type flow_catalog;
 extern const struct flow_type flow_dossier;
 
 static const struct connector *const builtin_connectors[] = {
-	&conn_files, &conn_adapter, &conn_csdl, &conn_provincial, &conn_dvcqg, NULL,
+	&conn_files, &conn_adapter, &conn_csdl, &conn_provincial, &conn_dvcqg, &conn_paygov, NULL,
 };
 
 static const struct flow_type *const builtin_flows[] = {

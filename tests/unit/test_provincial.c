@@ -9,7 +9,9 @@
  * how long the 2,000-record catalogue takes to read. The dossier change feed
  * (dossier-spec §1) is read from the beginning to the end with its cursor,
  * and page shapes the simulator never serves come from a canned one-answer
- * server on loopback.
+ * server on loopback. The fee records of a day (payment-spec §3) are read
+ * in small pages and compared with one big page; a page that does not move
+ * or has another shape fails the whole day.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -910,13 +912,120 @@ static void test_changes_shapes(void)
 	cres_clear(&r);
 }
 
+/* ---- fee records of a day (payment-spec §3) ------------------------------ */
+
+static void run_fees(struct conn *c, const char *day, struct res *r)
+{
+	int rc;
+	res_clear(r);
+	ct.in_call = true;
+	rc = ops()->fees(c, day, on_list, r);
+	ct.in_call = false;
+	conntest_await(&ct, rc, "fees", &r->calls, 30000);
+}
+
+/* The fee records of day from a canned server answering body to every page. */
+static void canned_fees(const char *body, const char *day, struct res *r)
+{
+	struct canned k;
+	struct conntest_conn t;
+	char *keys, *err = NULL;
+
+	res_clear(r);
+	if (canned_start(&k, body) < 0) {
+		printf("# cannot start a canned server: %s\n", strerror(errno));
+		return;
+	}
+	keys = xasprintf("url = %s\nauth = none\nfees_path = /fees\nmax_attempts = 1\n"
+			 "max_pages = 3\n",
+			 k.url);
+	if (conntest_conn_new(&ct, &t, keys, false, &err) == 0) {
+		run_fees(t.c, day, r);
+		conntest_conn_free(&t);
+	} else {
+		printf("# connector: %s\n", err);
+	}
+	free(err);
+	free(keys);
+	canned_stop(&k);
+}
+
+static void test_fees_shapes(void)
+{
+	struct res r = {0};
+	canned_fees(
+		"{\"items\":[{\"maHoSo\":\"A\"},\"x\"],\"next_cursor\":\"9\",\"has_more\":false}",
+		"2025-06-02", &r);
+	ok(r.o == CONN_OK && json_array_size(r.records) == 2 &&
+		   json_is_string(json_array_get(r.records, 1)),
+	   "a one-page day is read; an item that is not an object is passed on (%s)",
+	   r.why ? r.why : "ok");
+	/* every page answers the same: the second does not move past its cursor */
+	canned_fees("{\"items\":[{\"maHoSo\":\"A\"}],\"next_cursor\":\"9\",\"has_more\":true}",
+		    "2025-06-02", &r);
+	ok(r.o == CONN_FAIL && !r.records && conntest_contains(r.why, "page 2") &&
+		   conntest_contains(r.why, "2025-06-02") &&
+		   conntest_contains(r.why, "does not move"),
+	   "a page that does not move fails the whole day, naming the page (%s)",
+	   r.why ? r.why : "ok");
+	canned_fees("{\"items\":{},\"next_cursor\":\"9\"}", "2025-06-02", &r);
+	ok(r.o == CONN_FAIL && conntest_contains(r.why, "\"items\" is an object, not a list"),
+	   "a page of another shape fails (%s)", r.why ? r.why : "ok");
+	canned_fees("<html>busy</html>", "2025-06-02", &r);
+	ok(r.o == CONN_RETRY && conntest_contains(r.why, "not JSON"),
+	   "an answer that is not JSON is retried later (%s)", r.why ? r.why : "ok");
+	struct conntest_conn t;
+	char *err = NULL;
+	if (conntest_conn_new(&ct, &t, "url = http://127.0.0.1:9\nauth = none\n", false, &err) ==
+	    0) {
+		is_int(ops()->fees(t.c, "2025-6-2", on_list, &r), -EINVAL,
+		       "a day that is not YYYY-MM-DD is refused");
+		conntest_conn_free(&t);
+	}
+	free(err);
+	res_clear(&r);
+}
+
+/* The simulator's fee records of one day, every page, against a direct read. */
+static void test_fees(const struct simproc *s)
+{
+	struct conntest_conn t;
+	struct res r = {0};
+	long st;
+	if (!conntest_make(&ct, &t, s->url, "fees_limit = 7\n"))
+		return;
+	json_t *direct =
+		sim_rest(s, "GET", "/provincial/api/v1/le-phi?ngay=2025-06-02&cursor=&limit=5000",
+			 NULL, &st);
+	run_fees(t.c, "2025-06-02", &r);
+	size_t n = json_array_size(json_object_get(direct, "items"));
+	ok(r.o == CONN_OK && n > 7 && json_array_size(r.records) == n,
+	   "the day's %zu fee records are read in pages of 7 (%s)", n, r.why ? r.why : "ok");
+	ok(json_equal(r.records, json_object_get(direct, "items")),
+	   "the same records, in the same order, as one big page");
+	ok(status_int(t.c, "fees_ok") == 1 && status_int(t.c, "fees_records") == (long long)n,
+	   "status counts the read and its records");
+	json_decref(direct);
+	res_clear(&r);
+	conntest_conn_free(&t);
+}
+
 int main(void)
 {
 	struct simproc s;
 	struct conntest_log lg = {0};
 	char *logged;
-	const char *args[] = {"--seed", "9",	      "--procedures", "2000", "--provincial-token",
-			      TOKEN,	"--dossiers", "100",	      NULL};
+	const char *args[] = {"--seed",
+			      "9",
+			      "--procedures",
+			      "2000",
+			      "--provincial-token",
+			      TOKEN,
+			      "--dossiers",
+			      "100",
+			      "--dossier-now",
+			      "2025-06-02T18:00:00+07:00",
+			      NULL};
 
 	signal(SIGPIPE, SIG_IGN);
 	/* everything logged at debug goes to a file, checked for the token at the end */
@@ -929,11 +1038,13 @@ int main(void)
 	test_config();
 	test_changes_config();
 	test_changes_shapes();
+	test_fees_shapes();
 	if (simproc_start(&s, "test_prov", args) == 0) {
 		test_list(&s);
 		test_refusals(&s);
 		test_put(&s);
 		test_changes(&s);
+		test_fees(&s);
 	} else {
 		ok(0, "the simulator starts ($BUILD/lienthong-sim)");
 	}
