@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report.h"
 #include "util.h"
 
 static const char *const class_names[REC__COUNT] = {
@@ -399,33 +400,15 @@ void rec_free(struct rec_result *r)
 
 /* ---- explanations ----------------------------------------------------------- */
 
-/* 1234567 -> "1.234.567 ₫" into buf. */
-static const char *vnd(int64_t v, char *buf, size_t len)
-{
-	char digits[32];
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-	int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)u);
-	size_t o = 0;
-	if (v < 0 && o + 1 < len)
-		buf[o++] = '-';
-	for (int i = 0; i < n && o + 2 < len; i++) {
-		buf[o++] = digits[i];
-		if ((n - i - 1) % 3 == 0 && i != n - 1)
-			buf[o++] = '.';
-	}
-	snprintf(buf + o, len - o, " ₫");
-	return buf;
-}
-
 char *rec_explain(const struct rec_input *in, const struct rec_item *it)
 {
 	const struct rec_tx *t = it->tx != REC_NONE ? &in->tx[it->tx] : NULL;
 	const struct rec_fee *f = it->fee != REC_NONE ? &in->fee[it->fee] : NULL;
-	char a[48], b[48];
+	char a[REPORT_VND_LEN], b[REPORT_VND_LEN];
 	if (t)
-		vnd(t->amount, a, sizeof(a));
+		report_vnd(t->amount, a, sizeof(a));
 	if (f)
-		vnd(f->amount, b, sizeof(b));
+		report_vnd(f->amount, b, sizeof(b));
 	switch ((enum rec_how)it->how) {
 	case REC_BY_REF:
 		if (it->cls == REC_MATCHED)

@@ -24,13 +24,15 @@ lib libutf8proc libutf8proc-dev
 lib libmicrohttpd libmicrohttpd-dev
 # Tests and tools: curl and jq drive the simulator, setpriv (util-linux)
 # runs the unprivileged-peer test, systemd-analyze checks the unit file,
-# sqlite3 inspects stores, wrk is the load generator of the benchmarks.
+# sqlite3 inspects stores, wrk is the load generator of the benchmarks,
+# python3 (its standard library only) reads the reports' XLSX and HTML back.
 tool curl curl
 tool jq jq
 tool setpriv util-linux
 tool systemd-analyze systemd
 tool sqlite3 sqlite3
 tool wrk wrk
+tool python3 python3
 # make lint (part of make check): formatting and static analysis.
 tool clang-format clang-format
 tool cppcheck cppcheck
