@@ -448,6 +448,50 @@ static const struct migration migrations[] = {
 		"ALTER TABLE progress ADD COLUMN header_version INTEGER;\n"
 		"ALTER TABLE progress ADD COLUMN status INTEGER;\n",
 	},
+	{
+		"payments: the platform's transactions and the province's fee records",
+		/*
+		 * day is the Asia/Ho_Chi_Minh date (yyyymmdd) of the event, the
+		 * unit reconciliation is run over. A transaction is one
+		 * (MaThamChieu, MaGiaoDich) pair, updated as its state moves
+		 * (pending to success, from the list or a QUERY); a fee record
+		 * one (dossier, MaThamChieu) pair, '' when it has none (paid at
+		 * the desk). raw keeps what was received, for the office.
+		 */
+		"CREATE TABLE pay_tx (\n"
+		"	id INTEGER PRIMARY KEY,\n"
+		"	day INTEGER NOT NULL,\n"
+		"	ref TEXT NOT NULL,\n"
+		"	txid TEXT NOT NULL DEFAULT '',\n"
+		"	mahoso TEXT,\n"
+		"	amount INTEGER NOT NULL,\n"
+		"	state INTEGER NOT NULL,\n"
+		"	at_ms INTEGER NOT NULL,\n"
+		"	verified INTEGER NOT NULL CHECK (verified IN (0, 1)),\n"
+		"	source TEXT NOT NULL,\n"
+		"	seen_ms INTEGER NOT NULL,\n"
+		"	raw TEXT,\n"
+		"	UNIQUE (ref, txid)\n"
+		");\n"
+		"CREATE INDEX pay_tx_by_day ON pay_tx (day);\n"
+		"CREATE TABLE fee_records (\n"
+		"	id INTEGER PRIMARY KEY,\n"
+		"	day INTEGER NOT NULL,\n"
+		"	mahoso TEXT NOT NULL,\n"
+		"	ref TEXT NOT NULL DEFAULT '',\n"
+		"	amount INTEGER NOT NULL,\n"
+		"	state TEXT NOT NULL\n"
+		"		CHECK (state IN ('DA_THANH_TOAN', 'CHUA_THANH_TOAN', "
+		"'CHO_XAC_NHAN')),\n"
+		"	method TEXT NOT NULL\n"
+		"		CHECK (method IN ('TRUC_TUYEN', 'TIEN_MAT', 'CHUYEN_KHOAN')),\n"
+		"	at_ms INTEGER NOT NULL,\n"
+		"	seen_ms INTEGER NOT NULL,\n"
+		"	raw TEXT,\n"
+		"	UNIQUE (mahoso, ref)\n"
+		");\n"
+		"CREATE INDEX fee_records_by_day ON fee_records (day);\n",
+	},
 };
 
 #define STORE_SCHEMA_VERSION ((int)LT_ARRAY_SIZE(migrations))
@@ -1301,6 +1345,8 @@ int store_open(const struct conf_store *o, struct store **out, char **err)
 		r = store_catalog_prepare(s, &e);
 	if (r == 0)
 		r = store_outbox_prepare(s, &e);
+	if (r == 0)
+		r = store_payment_prepare(s, &e);
 	if (r < 0)
 		goto fail;
 	ckpt_start(s, o);
@@ -1334,6 +1380,8 @@ void store_close(struct store *s)
 		sqlite3_finalize(s->cat[i]);
 	for (int i = 0; i < STO__COUNT; i++)
 		sqlite3_finalize(s->ob[i]);
+	for (int i = 0; i < STP__COUNT; i++)
+		sqlite3_finalize(s->pay[i]);
 	if (s->db) {
 		int rc = sqlite3_close(s->db);
 		if (rc != SQLITE_OK)

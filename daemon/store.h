@@ -507,6 +507,61 @@ int store_outbox_release(struct store *s, const char *mahoso, const char *actor,
 json_t *store_outbox_overdue(struct store *s, int64_t now_ms, unsigned limit);
 json_t *store_outbox_late(struct store *s, int64_t since_ms, unsigned limit);
 
+/* ---- payments (the payment flow, payment-spec) ------------------------- */
+
+/* A platform transaction as received (a list row or a QUERY answer). */
+struct store_pay_tx {
+	const char *ref;    /* MaThamChieu (required) */
+	const char *txid;   /* MaGiaoDich, or NULL */
+	const char *mahoso; /* or NULL */
+	int64_t amount;	    /* VND */
+	int state;	    /* TrangThaiGD: 1, 3, 4 */
+	int64_t at_ms;	    /* ThoiGianGD */
+	bool verified;	    /* its MaXacThuc verified */
+	const char *source; /* "list", "query", "file" */
+	const char *raw;    /* as received, or NULL */
+};
+
+/* A provincial fee record as received. */
+struct store_fee_record {
+	const char *ref;    /* maThamChieu, or NULL (paid at the desk) */
+	const char *mahoso; /* required */
+	int64_t amount;
+	const char *state;  /* DA_THANH_TOAN, CHUA_THANH_TOAN, CHO_XAC_NHAN */
+	const char *method; /* TRUC_TUYEN, TIEN_MAT, CHUYEN_KHOAN */
+	int64_t at_ms;
+	const char *raw;
+};
+
+/*
+ * Records a transaction (one per MaThamChieu and MaGiaoDich) or a fee
+ * record (one per dossier and MaThamChieu), replacing what was stored for
+ * it (a state moves on). Run inside the caller's group for a page. Returns
+ * 0, -EINVAL (a required field missing, an unknown state or method, a
+ * text over 4 KB but raw), or -errno.
+ */
+int store_pay_tx_put(struct store *s, const struct store_pay_tx *t, int64_t seen_ms);
+int store_fee_put(struct store *s, const struct store_fee_record *f, int64_t seen_ms);
+
+/* The Asia/Ho_Chi_Minh day of wall_ms as yyyymmdd (the unit of a reconciliation). */
+int64_t store_pay_day(int64_t wall_ms);
+
+/*
+ * What one reconciliation reads, loaded from the store file at path on a
+ * read-only connection of its own (a consistent snapshot; any thread): the
+ * transactions and fee records of days from..to (yyyymmdd), and for their
+ * dossiers what the portal was sent (the latest header of those the portal
+ * acknowledged a header of). in is ready for reconcile(); its strings live
+ * in the set. Returns 0 with *out, or -errno with *err (caller frees).
+ */
+struct store_pay_set;
+struct rec_input;
+int store_pay_load(const char *path, int64_t from_day, int64_t to_day, struct store_pay_set **out,
+		   char **err);
+/* The loaded arrays (borrowed from set) as reconcile() reads them. */
+const struct rec_input *store_pay_input(const struct store_pay_set *set);
+void store_pay_set_free(struct store_pay_set *set);
+
 /* The audit trail: who did what to which thing. */
 int store_audit_add(struct store *s, const char *actor, const char *action, const char *target,
 		    const char *detail);

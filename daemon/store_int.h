@@ -121,12 +121,16 @@ enum sto_id {
 	STO__COUNT
 };
 
+/* Statements of store_payment.c (SQL in pay_sql[] there). */
+enum stp_id { STP_TX_PUT, STP_FEE_PUT, STP__COUNT };
+
 struct store {
 	sqlite3 *db;		       /* owned */
 	char *path;		       /* owned */
 	sqlite3_stmt *st[ST__COUNT];   /* owned */
 	sqlite3_stmt *cat[STC__COUNT]; /* owned */
 	sqlite3_stmt *ob[STO__COUNT];  /* owned */
+	sqlite3_stmt *pay[STP__COUNT]; /* owned */
 	int version;
 	int64_t page_size;
 	int64_t default_max_pages; /* max_page_count before we limited it */
@@ -150,6 +154,8 @@ int store_prepare(struct store *s, const char *const *sql, sqlite3_stmt **st, si
 int store_catalog_prepare(struct store *s, char **err);
 /* Prepares the statements of store_outbox.c into s->ob (at open). */
 int store_outbox_prepare(struct store *s, char **err);
+/* Prepares the statements of store_payment.c into s->pay (at open). */
+int store_payment_prepare(struct store *s, char **err);
 
 /*
  * Maps the SQLite result rc of operation op to a negative errno, updates the
