@@ -395,6 +395,7 @@ static int note_late(struct store *s, struct dossier *df, int64_t finished_ms)
  * loop, in order.
  */
 struct prepared {
+	/* PREP_END (zero): not prepared — the end of a page's calloc'd array */
 	enum { PREP_END, PREP_OK, PREP_NOT_CHANGE, PREP_NO_DOSSIER, PREP_UNMAPPABLE } kind;
 	char *mahoso;
 	char *agency;
