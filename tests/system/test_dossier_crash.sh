@@ -227,7 +227,9 @@ echo "# $(elapsed) s: rounds with rows on the wire done"
 # taken are read again.
 N1=$(changes)
 check "the daemon catches up before the store fills" wait_until 60 delivered "$N1"
-feed_op '{"op":"generate","count":1000}' >/dev/null
+# Big enough that the reload lands in the middle of it: the daemon takes in
+# ~9,000 changes a second and pushes ~5,000.
+feed_op '{"op":"generate","count":10000}' >/dev/null
 P=$(pstat .progress_rows)
 check "full store: the daemon pushes the new backlog" wait_until 20 pushing
 cp "$T/full.conf" "$T/d.conf"
