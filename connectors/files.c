@@ -329,47 +329,6 @@ static int files_move(struct files *fs, const char *name, const char *dir, char 
 
 /* ---- UTF-8 ----------------------------------------------------------- */
 
-/* Offset of the first byte that is not valid UTF-8 (or is NUL); len when all valid. */
-static size_t files_utf8_bad_at(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		unsigned ch = s[i], cp;
-		size_t n;
-		if (ch < 0x80) {
-			if (ch == 0)
-				return i;
-			i++;
-			continue;
-		}
-		if (ch >= 0xc2 && ch <= 0xdf) {
-			n = 1;
-			cp = ch & 0x1f;
-		} else if ((ch & 0xf0) == 0xe0) {
-			n = 2;
-			cp = ch & 0x0f;
-		} else if (ch >= 0xf0 && ch <= 0xf4) {
-			n = 3;
-			cp = ch & 0x07;
-		} else {
-			return i;
-		}
-		if (len - i <= n)
-			return i;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-			return i;
-		if (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
-			return i;
-		i += n + 1;
-	}
-	return len;
-}
-
 /* The raw head of a bad file as valid UTF-8 text: bad bytes and NULs become '?'. */
 static char *files_raw_head(const char *path)
 {
@@ -387,7 +346,7 @@ static char *files_raw_head(const char *path)
 		return NULL;
 	dynbuf_init(&out, 0);
 	for (size_t i = 0; i < (size_t)n;) {
-		size_t good = files_utf8_bad_at(buf + i, (size_t)n - i);
+		size_t good = utf8_bad_at(buf + i, (size_t)n - i);
 		dynbuf_add(&out, buf + i, good);
 		i += good;
 		if (i < (size_t)n) {
@@ -699,7 +658,7 @@ static int files_load(struct files *fs, const char *name, struct conn_batch **ou
 		text += 3;
 		len -= 3;
 	}
-	bad = files_utf8_bad_at((const unsigned char *)text, len);
+	bad = utf8_bad_at((const unsigned char *)text, len);
 	if (bad < len) {
 		*why = xasprintf("line %zu: %s at byte %zu", files_line_at(text, bad),
 				 text[bad] ? "not valid UTF-8" : "NUL byte",

@@ -48,9 +48,8 @@
 #include "paygov.h"
 #include "util.h"
 
-/* Bounds on what goes into reasons: the server's error text, an excerpt. */
-#define PG_SERVER_TEXT_BYTES 300
-#define PG_EXCERPT_BYTES     80
+/* Bounds on what goes into reasons: an excerpt of an answer. */
+#define PG_EXCERPT_BYTES 80
 /* Of a row that cannot be read, the raw bytes kept in its problem. */
 #define PG_RAW_BYTES 300
 /* Columns of a CSV row stored; more are counted only (the row is then bad). */
@@ -101,104 +100,6 @@ const char *paygov_check_name(int check)
 }
 
 /* ---- text helpers ----------------------------------------------------- */
-
-/* Offset of the first byte that is not valid UTF-8 (or is NUL); len when all valid. */
-static size_t pg_utf8_bad_at(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned ch = s[i], cp;
-		size_t n;
-		if (ch < 0x80) {
-			if (ch == 0)
-				return i;
-			i++;
-			continue;
-		}
-		if (ch >= 0xc2 && ch <= 0xdf) {
-			n = 1;
-			cp = ch & 0x1f;
-		} else if ((ch & 0xf0) == 0xe0) {
-			n = 2;
-			cp = ch & 0x0f;
-		} else if (ch >= 0xf0 && ch <= 0xf4) {
-			n = 3;
-			cp = ch & 0x07;
-		} else {
-			return i;
-		}
-		if (len - i <= n)
-			return i;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-			return i;
-		if (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
-			return i;
-		i += n + 1;
-	}
-	return len;
-}
-
-/*
- * At most max bytes of s[0, len) as one line of valid UTF-8 text: control
- * characters become spaces, invalid bytes '?', a cut never splits a
- * character, and "..." marks one. Caller frees.
- */
-static char *pg_excerpt(const char *s, size_t len, size_t max)
-{
-	struct dynbuf b;
-	size_t i = 0;
-
-	dynbuf_init(&b, 0);
-	while (i < len && b.len < max) {
-		unsigned char ch = (unsigned char)s[i];
-		size_t n;
-		if (ch < 0x80) {
-			char out = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-			dynbuf_add(&b, &out, 1);
-			i++;
-			continue;
-		}
-		n = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : 2;
-		if (i + n > len || pg_utf8_bad_at((const unsigned char *)s + i, n) != n) {
-			dynbuf_add(&b, "?", 1);
-			i++;
-			continue;
-		}
-		if (b.len + n > max)
-			break;
-		dynbuf_add(&b, s + i, n);
-		i += n;
-	}
-	if (i < len)
-		dynbuf_addstr(&b, "...");
-	return dynbuf_steal(&b, NULL);
-}
-
-/* Percent-encodes everything but RFC 3986 unreserved characters. Caller frees. */
-static char *pg_escape(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	struct dynbuf b;
-
-	dynbuf_init(&b, 0);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
-			dynbuf_add(&b, s, 1);
-		} else {
-			char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-			dynbuf_add(&b, e, 3);
-		}
-	}
-	return dynbuf_steal(&b, NULL);
-}
 
 static bool pg_digits(const char *s, size_t n)
 {
@@ -450,7 +351,7 @@ static char *pg_value_text(const json_t *v)
 {
 	if (json_is_string(v)) {
 		char *ex =
-			pg_excerpt(json_string_value(v), json_string_length(v), PG_EXCERPT_BYTES);
+			conn_excerpt(json_string_value(v), json_string_length(v), PG_EXCERPT_BYTES);
 		char *t = xasprintf("\"%s\"", ex);
 		free(ex);
 		return t;
@@ -682,7 +583,7 @@ static json_t *pg_problem_new(const char *cls, const char *where, size_t line, c
 	if (item) {
 		json_object_set_new(p, "item", json_deep_copy(item));
 	} else if (raw) {
-		char *ex = pg_excerpt(raw, raw_len, PG_RAW_BYTES);
+		char *ex = conn_excerpt(raw, raw_len, PG_RAW_BYTES);
 		json_object_set_new(p, "item", json_string(ex));
 		free(ex);
 	}
@@ -777,8 +678,8 @@ static void pg_take(struct pg_reader *rd, json_t *item, const char *where, size_
 	k = xasprintf("%s\n%s", mtc, mgd ? mgd : "");
 	was = json_object_get(rd->seen, k);
 	if (was) {
-		char *a = pg_excerpt(mtc, strlen(mtc), PG_EXCERPT_BYTES);
-		char *b = pg_excerpt(mgd ? mgd : "", mgd ? strlen(mgd) : 0, PG_EXCERPT_BYTES);
+		char *a = conn_excerpt(mtc, strlen(mtc), PG_EXCERPT_BYTES);
+		char *b = conn_excerpt(mgd ? mgd : "", mgd ? strlen(mgd) : 0, PG_EXCERPT_BYTES);
 		pg_problem(rd, "duplicate", where, line,
 			   xasprintf("MaThamChieu %s with MaGiaoDich %s again, first at %s", a, b,
 				     json_string_value(was)),
@@ -989,7 +890,7 @@ static void pg_read_csv(struct pg_reader *rd, const char *text, size_t len)
 			   NULL, NULL, 0);
 		goto out;
 	}
-	bad = r > 0 ? pg_utf8_bad_at((const unsigned char *)start, (size_t)(cs.p - start))
+	bad = r > 0 ? utf8_bad_at((const unsigned char *)start, (size_t)(cs.p - start))
 		    : (size_t)(cs.p - start);
 	if (r > 0 && bad < (size_t)(cs.p - start))
 		why = xasprintf("byte %zu is not UTF-8 text", (size_t)(start - text) + bad + 1);
@@ -1028,7 +929,7 @@ static void pg_read_csv(struct pg_reader *rd, const char *text, size_t len)
 			free(where);
 			continue;
 		}
-		bad = pg_utf8_bad_at((const unsigned char *)start, (size_t)(cs.p - start));
+		bad = utf8_bad_at((const unsigned char *)start, (size_t)(cs.p - start));
 		if (bad < (size_t)(cs.p - start)) {
 			pg_problem(rd, "malformed", where, line,
 				   xasprintf("byte %zu of the file is not UTF-8 text%s",
@@ -1189,8 +1090,7 @@ static bool pg_js_items(struct pg_reader *rd, struct pg_jscan *js)
 		}
 		v = jsontext_parse(start, (size_t)(q - start), JSON_DECODE_ANY, &err);
 		if (!v) {
-			size_t bad =
-				pg_utf8_bad_at((const unsigned char *)start, (size_t)(q - start));
+			size_t bad = utf8_bad_at((const unsigned char *)start, (size_t)(q - start));
 			pg_problem(rd, "malformed", where, line,
 				   bad < (size_t)(q - start)
 					   ? xasprintf("byte %zu of the file is not UTF-8 text",
@@ -1497,49 +1397,6 @@ static struct http_request *pg_request(struct pg *pg, const char *method, const 
 	return r;
 }
 
-/* The first non-empty string among keys of object j, or NULL. */
-static const char *pg_first_string(const json_t *j, const char *const *keys)
-{
-	for (; *keys; keys++) {
-		const char *v = json_string_value(json_object_get(j, *keys));
-		if (v && *v)
-			return v;
-	}
-	return NULL;
-}
-
-/*
- * What the server said about a refusal: of a JSON answer its error code
- * and message, or else the start of the body; "" when it said nothing.
- * Bounded. Caller frees.
- */
-static char *pg_server_text(const struct http_response *r)
-{
-	static const char *const code_keys[] = {"error", "code", "title", NULL};
-	static const char *const msg_keys[] = {"message", "detail", "error_description", NULL};
-	json_t *j;
-	const char *code, *msg;
-	char *t = NULL, *all;
-
-	if (!r || !r->body || !r->body_len)
-		return xstrdup("");
-	j = jsontext_parse(r->body, r->body_len, 0, NULL);
-	if (json_is_object(j)) {
-		code = pg_first_string(j, code_keys);
-		msg = pg_first_string(j, msg_keys);
-		if (code && msg && strcmp(code, msg) != 0)
-			t = xasprintf("%s: %s", code, msg);
-		else if (code || msg)
-			t = xstrdup(msg ? msg : code);
-	}
-	json_decref(j);
-	if (!t)
-		return pg_excerpt(r->body, r->body_len, PG_SERVER_TEXT_BYTES);
-	all = pg_excerpt(t, strlen(t), PG_SERVER_TEXT_BYTES);
-	free(t);
-	return all;
-}
-
 /*
  * Why a request failed: "unexpected HTTP status N" for a non-2xx the core
  * called OK, the classify's reason for a 2xx (it shows the body already),
@@ -1554,7 +1411,7 @@ static char *pg_failure(const struct http_response *r, enum http_outcome o, cons
 		return xasprintf("unexpected HTTP status %ld", r->status);
 	if (!r || r->status == 0 || (r->status >= 200 && r->status <= 299))
 		return xstrdup(w);
-	text = pg_server_text(r);
+	text = conn_server_text(r);
 	msg = *text ? xasprintf("%s: %s", w, text) : xstrdup(w);
 	free(text);
 	return msg;
@@ -1575,7 +1432,7 @@ static enum http_outcome pg_json_classify(const struct http_response *r, void *u
 		return http_classify_status(r, why);
 	op->answer = jsontext_parse(r->body, r->body_len, JSON_DECODE_ANY, NULL);
 	if (!op->answer) {
-		char *ex = pg_excerpt(r->body, r->body_len, PG_EXCERPT_BYTES);
+		char *ex = conn_excerpt(r->body, r->body_len, PG_EXCERPT_BYTES);
 		const char *ct =
 			r->content_type && *r->content_type ? r->content_type : "no content type";
 		*why = xasprintf("the answer is not JSON (%.*s: %s)", (int)strcspn(ct, ";"), ct,
@@ -1734,7 +1591,7 @@ static void pg_query_done(const struct http_response *r, enum http_outcome o, co
 		what = pg_failure(r, o, why);
 	else
 		co = pg_answer_judge(pg, mtc, answer, &a, &sig_why, &what);
-	ex = pg_excerpt(mtc, strlen(mtc), PG_EXCERPT_BYTES);
+	ex = conn_excerpt(mtc, strlen(mtc), PG_EXCERPT_BYTES);
 	if (what)
 		msg = xasprintf("QUERY %s: %s", ex, what);
 	free(what);
@@ -1788,7 +1645,7 @@ static int pg_query(struct conn *c, const char *ma_tham_chieu, const char *thoi_
 	}
 	if (!pg_time_ok(thoi_gian_gd)) {
 		pg->queries_failed++;
-		char *ex = pg_excerpt(ma_tham_chieu, len, PG_EXCERPT_BYTES);
+		char *ex = conn_excerpt(ma_tham_chieu, len, PG_EXCERPT_BYTES);
 		rc = pg_fail_later(
 			pg, done, NULL, ud,
 			xasprintf("QUERY %s: ThoiGianGD is not a yyyyMMddHHmmss time", ex));
@@ -1832,7 +1689,7 @@ static int pg_page_get(struct pg_op *op)
 	struct pg *pg = op->later.owner;
 	const struct pg_opts *opt = pg->c->opts;
 	const char *path = opt->list_path;
-	char *cur = pg_escape(op->cursor);
+	char *cur = conn_url_escape(op->cursor);
 	char *url =
 		xasprintf("%s%cngay=%s&cursor=%s&limit=%lld", path, strchr(path, '?') ? '&' : '?',
 			  op->day, cur, (long long)opt->page_size);
@@ -1855,43 +1712,13 @@ static int pg_page_get(struct pg_op *op)
  */
 static enum conn_outcome pg_page_take(struct pg_op *op, char **next, char **why)
 {
-	json_t *page = op->answer, *items, *jn, *jm, *e;
+	json_t *items, *e;
 	bool has_more;
 	size_t i, n;
 
-	*next = NULL;
-	if (!json_is_object(page)) {
-		*why = xasprintf("the answer is %s, not an object",
-				 page ? conn_json_kind(page) : "empty");
+	if (conn_cursor_page(op->answer, "transactions", PAYGOV_MAX_CURSOR_BYTES, &items, next,
+			     &has_more, why) < 0)
 		return CONN_FAIL;
-	}
-	items = json_object_get(page, "items");
-	if (!json_is_array(items)) {
-		*why = xasprintf("\"items\" is %s, not a list of transactions",
-				 items ? conn_json_kind(items) : "absent");
-		return CONN_FAIL;
-	}
-	jn = json_object_get(page, "next_cursor");
-	if (json_is_string(jn))
-		*next = xstrdup(json_string_value(jn));
-	else if (json_is_integer(jn))
-		*next = xasprintf("%lld", (long long)json_integer_value(jn));
-	else {
-		*why = xasprintf("\"next_cursor\" is %s, not a cursor",
-				 jn ? conn_json_kind(jn) : "absent");
-		return CONN_FAIL;
-	}
-	if (strlen(*next) > PAYGOV_MAX_CURSOR_BYTES) {
-		*why = xasprintf("\"next_cursor\" is %zu bytes long, more than %d", strlen(*next),
-				 PAYGOV_MAX_CURSOR_BYTES);
-		goto fail;
-	}
-	jm = json_object_get(page, "has_more");
-	if (jm && !json_is_boolean(jm)) {
-		*why = xasprintf("\"has_more\" is %s, not a boolean", conn_json_kind(jm));
-		goto fail;
-	}
-	has_more = json_is_true(jm);
 	n = json_array_size(items);
 	if (has_more && strcmp(*next, op->cursor) == 0) {
 		/* Reading on from next_cursor would give this page again, forever. */
@@ -1959,7 +1786,7 @@ static void pg_page_done(const struct http_response *r, enum http_outcome o, con
 		what = xasprintf("cannot submit the request: %s", strerror(-rc));
 	}
 	if (what) {
-		char *cur = pg_excerpt(op->cursor, strlen(op->cursor), PG_EXCERPT_BYTES);
+		char *cur = conn_excerpt(op->cursor, strlen(op->cursor), PG_EXCERPT_BYTES);
 		msg = xasprintf("list of %s, page %u (cursor \"%s\"): %s", op->day, op->page, cur,
 				what);
 		free(cur);
@@ -2017,7 +1844,7 @@ static int pg_day_list(struct conn *c, const char *day, paygov_day_cb done, void
 	pg = c->priv;
 	opt = c->opts;
 	if (!pg_day_ok(day)) {
-		char *ex = day ? pg_excerpt(day, strlen(day), PG_EXCERPT_BYTES) : xstrdup("");
+		char *ex = day ? conn_excerpt(day, strlen(day), PG_EXCERPT_BYTES) : xstrdup("");
 		r = pg_fail_later(pg, NULL, done, ud,
 				  xasprintf("list: \"%s\" is not a day (YYYY-MM-DD)", ex));
 		free(ex);

@@ -54,8 +54,7 @@
 #include "util.h"
 
 /* Bounds on what goes into reasons: the server's error text, a body excerpt. */
-#define PROV_SERVER_TEXT_BYTES 300
-#define PROV_EXCERPT_BYTES     80
+#define PROV_EXCERPT_BYTES 80
 /* Longest procedure code accepted by procedure_put (before escaping). */
 #define PROV_MAX_CODE_BYTES 256
 
@@ -215,99 +214,6 @@ struct prov {
 
 /* ---- text helpers ----------------------------------------------------- */
 
-/*
- * At most max bytes of s[0, len) as one line of valid UTF-8 text: control
- * characters become spaces, invalid bytes '?', a cut never splits a
- * character, and "..." marks one. Caller frees.
- */
-static char *prov_excerpt(const char *s, size_t len, size_t max)
-{
-	struct dynbuf b;
-	size_t i = 0;
-
-	dynbuf_init(&b, 0);
-	while (i < len && b.len < max) {
-		unsigned char ch = (unsigned char)s[i];
-		size_t n = 0;
-		if (ch < 0x80) {
-			char out = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-			dynbuf_add(&b, &out, 1);
-			i++;
-			continue;
-		}
-		if (ch >= 0xc2 && ch <= 0xdf)
-			n = 2;
-		else if (ch >= 0xe0 && ch <= 0xef)
-			n = 3;
-		else if (ch >= 0xf0 && ch <= 0xf4)
-			n = 4;
-		bool good = n > 0 && i + n <= len;
-		for (size_t k = 1; good && k < n; k++)
-			good = ((unsigned char)s[i + k] & 0xc0) == 0x80;
-		if (!good) {
-			dynbuf_add(&b, "?", 1);
-			i++;
-			continue;
-		}
-		if (b.len + n > max)
-			break;
-		dynbuf_add(&b, s + i, n);
-		i += n;
-	}
-	if (i < len)
-		dynbuf_addstr(&b, "...");
-	return dynbuf_steal(&b, NULL);
-}
-
-/* The first non-empty string among keys of object j, or NULL. */
-static const char *prov_first_string(const json_t *j, const char *const *keys)
-{
-	for (; *keys; keys++) {
-		const char *v = json_string_value(json_object_get(j, *keys));
-		if (v && *v)
-			return v;
-	}
-	return NULL;
-}
-
-/*
- * What the server said about a refusal: of a JSON answer, its error code
- * and message ({"error":"bad_request","message":"..."}, {"error":"..."},
- * {"error":{"code":..,"message":..}}, RFC 7807 title/detail), or else the
- * start of the body; "" when it said nothing. Bounded. Caller frees.
- */
-static char *prov_server_text(const struct http_response *r)
-{
-	static const char *const code_keys[] = {"error", "code", "title", NULL};
-	static const char *const msg_keys[] = {"message", "detail", "error_description", NULL};
-	json_t *j = NULL, *inner;
-	const char *code = NULL, *msg = NULL;
-	char *t = NULL, *all;
-
-	if (!r || !r->body || !r->body_len)
-		return xstrdup("");
-	j = jsontext_parse(r->body, r->body_len, 0, NULL);
-	if (json_is_object(j)) {
-		inner = json_object_get(j, "error");
-		if (json_is_object(inner)) {
-			code = prov_first_string(inner, code_keys + 1);
-			msg = prov_first_string(inner, msg_keys);
-		}
-		code = code ? code : prov_first_string(j, code_keys);
-		msg = msg ? msg : prov_first_string(j, msg_keys);
-		if (code && msg && strcmp(code, msg) != 0)
-			t = xasprintf("%s: %s", code, msg);
-		else if (code || msg)
-			t = xstrdup(msg ? msg : code);
-	}
-	json_decref(j);
-	if (!t)
-		return prov_excerpt(r->body, r->body_len, PROV_SERVER_TEXT_BYTES);
-	all = prov_excerpt(t, strlen(t), PROV_SERVER_TEXT_BYTES);
-	free(t);
-	return all;
-}
-
 /* "why: server text" for a failed request, or why alone. Caller frees. */
 static char *prov_failure(const struct http_response *r, enum http_outcome o, const char *why)
 {
@@ -316,30 +222,10 @@ static char *prov_failure(const struct http_response *r, enum http_outcome o, co
 
 	if (!r || r->status == 0)
 		return xstrdup(w);
-	text = prov_server_text(r);
+	text = conn_server_text(r);
 	msg = *text ? xasprintf("%s: %s", w, text) : xstrdup(w);
 	free(text);
 	return msg;
-}
-
-/* Percent-encodes everything but RFC 3986 unreserved characters. Caller frees. */
-static char *prov_escape(const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	struct dynbuf b;
-
-	dynbuf_init(&b, 0);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
-			dynbuf_add(&b, s, 1);
-		} else {
-			char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-			dynbuf_add(&b, e, 3);
-		}
-	}
-	return dynbuf_steal(&b, NULL);
 }
 
 /* ---- operations ------------------------------------------------------- */
@@ -459,7 +345,7 @@ static enum conn_outcome prov_page_take(struct prov_op *op, const struct http_re
 	*more = false;
 	page = jsontext_parse(r->body, r->body_len, 0, &err);
 	if (!page) {
-		char *ex = prov_excerpt(r->body, r->body_len, PROV_EXCERPT_BYTES);
+		char *ex = conn_excerpt(r->body, r->body_len, PROV_EXCERPT_BYTES);
 		const char *ct =
 			r->content_type && *r->content_type ? r->content_type : "no content type";
 		*why = xasprintf("page %u: the answer is not JSON (%.*s: %s)", op->page,
@@ -715,7 +601,7 @@ static int prov_procedure_put(struct conn *c, const char *code, json_t *record, 
 				       xasprintf("PUT %s: the record is %s, not an object", code,
 						 record ? conn_json_kind(record) : "absent"));
 	}
-	esc = prov_escape(code);
+	esc = conn_url_escape(code);
 	path = xasprintf("%s/%s", opt->procedures_path, esc);
 	free(esc);
 	r = prov_request(pv, "PUT", path);
@@ -736,7 +622,7 @@ static int prov_procedure_put(struct conn *c, const char *code, json_t *record, 
 /* `cursor "C"` for reasons: the cursor bounded, as one line. Caller frees. */
 static char *prov_cursor_text(const char *cursor)
 {
-	char *ex = prov_excerpt(cursor, strlen(cursor), PROV_EXCERPT_BYTES);
+	char *ex = conn_excerpt(cursor, strlen(cursor), PROV_EXCERPT_BYTES);
 	char *t = xasprintf("cursor \"%s\"", ex);
 	free(ex);
 	return t;
@@ -757,7 +643,7 @@ static enum http_outcome prov_changes_classify(const struct http_response *r, vo
 		return http_classify_status(r, why);
 	op->feed_page = jsontext_parse(r->body, r->body_len, 0, &err);
 	if (!op->feed_page) {
-		char *ex = prov_excerpt(r->body, r->body_len, PROV_EXCERPT_BYTES);
+		char *ex = conn_excerpt(r->body, r->body_len, PROV_EXCERPT_BYTES);
 		const char *ct =
 			r->content_type && *r->content_type ? r->content_type : "no content type";
 		*why = xasprintf("the answer is not JSON (%.*s: %s)", (int)strcspn(ct, ";"), ct,
@@ -776,59 +662,22 @@ static enum http_outcome prov_changes_classify(const struct http_response *r, vo
 static enum conn_outcome prov_changes_take(struct prov_op *op, json_t **items, char **next,
 					   bool *has_more, char **why)
 {
-	json_t *page = op->feed_page, *list, *jn, *jm;
-	size_t n;
-
-	*items = NULL;
-	*next = NULL;
-	*has_more = false;
-	if (!json_is_object(page)) {
-		*why = xasprintf("the answer is %s, not an object",
-				 page ? conn_json_kind(page) : "empty");
+	if (conn_cursor_page(op->feed_page, "changes", PROVINCIAL_MAX_CURSOR_BYTES, items, next,
+			     has_more, why) < 0)
 		return CONN_FAIL;
-	}
-	list = json_object_get(page, "items");
-	if (!json_is_array(list)) {
-		*why = xasprintf("\"items\" is %s, not a list of changes",
-				 list ? conn_json_kind(list) : "absent");
-		return CONN_FAIL;
-	}
-	jn = json_object_get(page, "next_cursor");
-	if (json_is_string(jn))
-		*next = xstrdup(json_string_value(jn));
-	else if (json_is_integer(jn))
-		*next = xasprintf("%lld", (long long)json_integer_value(jn));
-	else {
-		*why = xasprintf("\"next_cursor\" is %s, not a cursor",
-				 jn ? conn_json_kind(jn) : "absent");
-		return CONN_FAIL;
-	}
-	if (strlen(*next) > PROVINCIAL_MAX_CURSOR_BYTES) {
-		*why = xasprintf("\"next_cursor\" is %zu bytes long, more than %d", strlen(*next),
-				 PROVINCIAL_MAX_CURSOR_BYTES);
-		goto fail;
-	}
-	jm = json_object_get(page, "has_more");
-	if (jm && !json_is_boolean(jm)) {
-		*why = xasprintf("\"has_more\" is %s, not a boolean", conn_json_kind(jm));
-		goto fail;
-	}
-	*has_more = json_is_true(jm);
-	n = json_array_size(list);
+	size_t n = json_array_size(*items);
 	if ((n > 0 || *has_more) && strcmp(*next, op->cursor) == 0) {
 		/* Reading on from next_cursor would return this page again, forever. */
 		*why = xasprintf("the feed does not move: %zu item%s%s and the same "
 				 "next_cursor",
 				 n, n == 1 ? "" : "s", *has_more ? ", more waiting" : "");
-		goto fail;
+		free(*next);
+		*next = NULL;
+		*items = NULL;
+		*has_more = false;
+		return CONN_FAIL;
 	}
-	*items = list;
 	return CONN_OK;
-fail:
-	free(*next);
-	*next = NULL;
-	*has_more = false;
-	return CONN_FAIL;
 }
 
 static void prov_changes_done(const struct http_response *r, enum http_outcome o, const char *why,
@@ -917,7 +766,7 @@ static int prov_changes(struct conn *c, const char *cursor, provincial_changes_c
 			pv->changes_failed++;
 		return rc;
 	}
-	esc = prov_escape(cursor);
+	esc = conn_url_escape(cursor);
 	path = xasprintf("%s%ccursor=%s&limit=%lld", opt->changes_path,
 			 strchr(opt->changes_path, '?') ? '&' : '?', esc,
 			 (long long)opt->changes_limit);
@@ -945,7 +794,7 @@ static int prov_fees_get(struct prov_op *op)
 {
 	struct prov *pv = op->later.owner;
 	const struct prov_opts *opt = pv->c->opts;
-	char *esc = prov_escape(op->cursor);
+	char *esc = conn_url_escape(op->cursor);
 	char *path = xasprintf("%s%cngay=%s&cursor=%s&limit=%lld", opt->fees_path,
 			       strchr(opt->fees_path, '?') ? '&' : '?', op->day, esc,
 			       (long long)opt->fees_limit);

@@ -14,6 +14,7 @@
 #include "connector.h"
 #include "daemon.h"
 #include "http.h"
+#include "jsontext.h"
 #include "log.h"
 #include "util.h"
 
@@ -275,4 +276,147 @@ const char *conn_json_kind(const json_t *j)
 	case JSON_NULL: return "null";
 	}
 	return "?";
+}
+
+/* ---- texts of answers, for the connectors' messages ------------------------ */
+
+char *conn_excerpt(const char *s, size_t len, size_t max)
+{
+	struct dynbuf b;
+	size_t i = 0;
+
+	dynbuf_init(&b, 0);
+	while (i < len && b.len < max) {
+		unsigned char ch = (unsigned char)s[i];
+		size_t n;
+		if (ch < 0x80) {
+			char out = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+			dynbuf_add(&b, &out, 1);
+			i++;
+			continue;
+		}
+		n = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : 2;
+		if (i + n > len || utf8_bad_at((const unsigned char *)s + i, n) != n) {
+			dynbuf_add(&b, "?", 1);
+			i++;
+			continue;
+		}
+		if (b.len + n > max)
+			break;
+		dynbuf_add(&b, s + i, n);
+		i += n;
+	}
+	if (i < len)
+		dynbuf_addstr(&b, "...");
+	return dynbuf_steal(&b, NULL);
+}
+
+char *conn_url_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct dynbuf b;
+
+	dynbuf_init(&b, 0);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+			dynbuf_add(&b, s, 1);
+		} else {
+			char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+			dynbuf_add(&b, e, 3);
+		}
+	}
+	return dynbuf_steal(&b, NULL);
+}
+
+/* The first non-empty string among keys of object j, or NULL. */
+static const char *first_string(const json_t *j, const char *const *keys)
+{
+	for (; *keys; keys++) {
+		const char *v = json_string_value(json_object_get(j, *keys));
+		if (v && *v)
+			return v;
+	}
+	return NULL;
+}
+
+char *conn_server_text(const struct http_response *r)
+{
+	static const char *const code_keys[] = {"error", "code", "title", NULL};
+	static const char *const msg_keys[] = {"message", "detail", "error_description", NULL};
+	json_t *j = NULL, *inner;
+	const char *code = NULL, *msg = NULL;
+	char *t = NULL, *all;
+
+	if (!r || !r->body || !r->body_len)
+		return xstrdup("");
+	j = jsontext_parse(r->body, r->body_len, 0, NULL);
+	if (json_is_object(j)) {
+		inner = json_object_get(j, "error");
+		if (json_is_object(inner)) {
+			code = first_string(inner, code_keys + 1);
+			msg = first_string(inner, msg_keys);
+		}
+		code = code ? code : first_string(j, code_keys);
+		msg = msg ? msg : first_string(j, msg_keys);
+		if (code && msg && strcmp(code, msg) != 0)
+			t = xasprintf("%s: %s", code, msg);
+		else if (code || msg)
+			t = xstrdup(msg ? msg : code);
+	}
+	json_decref(j);
+	if (!t)
+		return conn_excerpt(r->body, r->body_len, CONN_SERVER_TEXT_BYTES);
+	all = conn_excerpt(t, strlen(t), CONN_SERVER_TEXT_BYTES);
+	free(t);
+	return all;
+}
+
+int conn_cursor_page(const json_t *page, const char *noun, size_t max_cursor, json_t **items,
+		     char **next, bool *has_more, char **why)
+{
+	json_t *list, *jn, *jm;
+
+	*items = NULL;
+	*next = NULL;
+	*has_more = false;
+	if (!json_is_object(page)) {
+		*why = xasprintf("the answer is %s, not an object",
+				 page ? conn_json_kind(page) : "empty");
+		return -EINVAL;
+	}
+	list = json_object_get(page, "items");
+	if (!json_is_array(list)) {
+		*why = xasprintf("\"items\" is %s, not a list of %s",
+				 list ? conn_json_kind(list) : "absent", noun);
+		return -EINVAL;
+	}
+	jn = json_object_get(page, "next_cursor");
+	if (json_is_string(jn)) {
+		*next = xstrdup(json_string_value(jn));
+	} else if (json_is_integer(jn)) {
+		*next = xasprintf("%lld", (long long)json_integer_value(jn));
+	} else {
+		*why = xasprintf("\"next_cursor\" is %s, not a cursor",
+				 jn ? conn_json_kind(jn) : "absent");
+		return -EINVAL;
+	}
+	if (strlen(*next) > max_cursor) {
+		*why = xasprintf("\"next_cursor\" is %zu bytes long, more than %zu", strlen(*next),
+				 max_cursor);
+		goto fail;
+	}
+	jm = json_object_get(page, "has_more");
+	if (jm && !json_is_boolean(jm)) {
+		*why = xasprintf("\"has_more\" is %s, not a boolean", conn_json_kind(jm));
+		goto fail;
+	}
+	*has_more = json_is_true(jm);
+	*items = list;
+	return 0;
+fail:
+	free(*next);
+	*next = NULL;
+	return -EINVAL;
 }

@@ -44,6 +44,34 @@ enum conn_outcome conn_outcome_from_http(enum http_outcome o);
 /* What a JSON value is, for messages about answers of the wrong shape:
  * "an object", "a list", "a string", "a number", "a boolean", "null". */
 const char *conn_json_kind(const json_t *j);
+/*
+ * At most max bytes of s[0, len) as one line of valid UTF-8 text: control
+ * characters become spaces, invalid bytes '?', a cut never splits a
+ * character, and "..." marks one. Caller frees.
+ */
+char *conn_excerpt(const char *s, size_t len, size_t max);
+/* s percent-encoded for a query string (RFC 3986 unreserved kept). Caller frees. */
+char *conn_url_escape(const char *s);
+/* Longest server text conn_server_text() gives. */
+#define CONN_SERVER_TEXT_BYTES 300
+/*
+ * What the server said about a refusal: of a JSON answer its error code and
+ * message ({"error":"bad_request","message":"..."}, {"error":"..."},
+ * {"error":{"code":..,"message":..}}, RFC 7807 title/detail), or else an
+ * excerpt of the body; "" for an empty one. Bounded, one line. Caller frees.
+ */
+char *conn_server_text(const struct http_response *r);
+/*
+ * The shape of a page of a cursor-paged list ({"items": [...],
+ * "next_cursor": text or number, "has_more": boolean or absent}): on 0,
+ * *items (borrowed from page), *next (text, caller frees; also when the
+ * server sent a number) and *has_more; -EINVAL with *why (naming the list's
+ * items as noun: "changes", "transactions") for any other shape or a
+ * next_cursor longer than max_cursor bytes. Whether the page moves on from
+ * its cursor is the caller's rule.
+ */
+int conn_cursor_page(const json_t *page, const char *noun, size_t max_cursor, json_t **items,
+		     char **next, bool *has_more, char **why);
 
 /* Connector flags. */
 #define CONN_F_HTTP    0x1u /* instance gets an http_client from [connector.X] http keys */

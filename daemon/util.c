@@ -509,3 +509,43 @@ int parse_size_bytes(const char *s, int64_t *out)
 		return -EINVAL;
 	return mul_checked(n, m, out);
 }
+
+size_t utf8_bad_at(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned ch = s[i], cp;
+		size_t n;
+		if (ch < 0x80) {
+			if (ch == 0)
+				return i;
+			i++;
+			continue;
+		}
+		if (ch >= 0xc2 && ch <= 0xdf) {
+			n = 1;
+			cp = ch & 0x1f;
+		} else if ((ch & 0xf0) == 0xe0) {
+			n = 2;
+			cp = ch & 0x0f;
+		} else if (ch >= 0xf0 && ch <= 0xf4) {
+			n = 3;
+			cp = ch & 0x07;
+		} else {
+			return i;
+		}
+		if (len - i <= n)
+			return i;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if (n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+			return i;
+		if (n == 3 && (cp < 0x10000 || cp > 0x10ffff))
+			return i;
+		i += n + 1;
+	}
+	return len;
+}

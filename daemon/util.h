@@ -59,6 +59,10 @@ uint64_t rand_u64(void);
 /* Uniform in [0, n) (n > 0). */
 uint64_t rand_below(uint64_t n);
 
+/* Offset in s of the first byte that is not valid UTF-8 (overlong forms,
+ * surrogates and NUL included); len when all of it is. */
+size_t utf8_bad_at(const unsigned char *s, size_t len);
+
 /*
  * Reads a whole file of at most max_bytes into a new NUL-terminated buffer.
  * Returns 0, -errno, or -EFBIG when the file is larger than max_bytes.
