@@ -466,20 +466,29 @@ static int cmd_mismatches(struct daemon *d, const struct ctl_peer *peer, json_t 
 	return 0;
 }
 
+/* The positive number in args.id (listed by `lienthongctl LISTING`); 0 with a usage error. */
+static int64_t arg_id(json_t *args, const char *usage, const char *listing, char **err)
+{
+	const char *id = arg_string(args, "id", 0);
+	char *end = NULL;
+	long long n = id ? strtoll(id, &end, 10) : 0;
+	if (!id || !*id || *end || n <= 0) {
+		*err = xasprintf("usage: %s (ID: a number from lienthongctl %s)", usage, listing);
+		return 0;
+	}
+	return n;
+}
+
 static int cmd_mismatch(struct daemon *d, const struct ctl_peer *peer, json_t *args,
 			json_t **result, char **err)
 {
 	(void)peer;
-	const char *id = arg_string(args, "id", 0);
 	struct store *s = need_store(d, err);
 	if (!s)
 		return -EIO;
-	char *end = NULL;
-	long long n = id ? strtoll(id, &end, 10) : 0;
-	if (!id || *end || n <= 0) {
-		*err = xstrdup("usage: mismatch ID (a number from lienthongctl mismatches)");
+	long long n = arg_id(args, "mismatch ID", "mismatches", err);
+	if (!n)
 		return -EINVAL;
-	}
 	json_t *m = NULL;
 	int r = store_mismatch_get(s, n, &m);
 	if (r == 1) {
@@ -502,18 +511,14 @@ static int set_mismatch_state(struct daemon *d, const struct ctl_peer *peer, jso
 			      const char *state, const char *usage, bool note_required,
 			      json_t **result, char **err)
 {
-	const char *id = arg_string(args, "id", 0);
 	const char *note = arg_string(args, "note", 1);
 	char actor[CTL_ACTOR_MAX];
 	struct store *s = need_store(d, err);
 	if (!s)
 		return -EIO;
-	char *end = NULL;
-	long long n = id ? strtoll(id, &end, 10) : 0;
-	if (!id || *end || n <= 0) {
-		*err = xasprintf("usage: %s (ID is a number from lienthongctl mismatches)", usage);
+	long long n = arg_id(args, usage, "mismatches", err);
+	if (!n)
 		return -EINVAL;
-	}
 	if (note && !note[strspn(note, " \t\r\n")])
 		note = NULL;
 	if (note_required && !note) {
@@ -578,19 +583,6 @@ static const char *arg_mahoso(json_t *args, const char *cmd, char **err)
 		return NULL;
 	}
 	return m;
-}
-
-/* The dead letter id in args.id; 0 with a usage error in *err. */
-static int64_t arg_letter(json_t *args, const char *usage, char **err)
-{
-	const char *id = arg_string(args, "id", 0);
-	char *end = NULL;
-	long long n = id ? strtoll(id, &end, 10) : 0;
-	if (!id || !*id || *end || n <= 0) {
-		*err = xasprintf("usage: %s (ID: a number from lienthongctl deadletters)", usage);
-		return 0;
-	}
-	return n;
 }
 
 /* Adds "NAME_ms" and the ISO "NAME" of wall time ms to o, as the store's views have them. */
@@ -684,7 +676,7 @@ static int cmd_retry(struct daemon *d, const struct ctl_peer *peer, json_t *args
 		*err = xasprintf("usage: %s (an ID or --all, not both)", usage);
 		return -EINVAL;
 	}
-	if (!all && (letter = arg_letter(args, usage, err)) == 0)
+	if (!all && (letter = arg_id(args, usage, "deadletters", err)) == 0)
 		return -EINVAL;
 	peer_actor(peer, actor, sizeof(actor));
 	int r = flow_dossier_retry(d, letter, actor, &retried, &still_dead, &why);
@@ -729,7 +721,7 @@ static int cmd_drop(struct daemon *d, const struct ctl_peer *peer, json_t *args,
 	struct store *s = need_store(d, err);
 	if (!s)
 		return -EIO;
-	int64_t letter = arg_letter(args, usage, err);
+	int64_t letter = arg_id(args, usage, "deadletters", err);
 	if (!letter)
 		return -EINVAL;
 	if (!reason || !reason[strspn(reason, " \t\r\n")]) {
