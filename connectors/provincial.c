@@ -655,6 +655,24 @@ static enum http_outcome prov_changes_classify(const struct http_response *r, vo
 }
 
 /*
+ * Why a cursor page's answer failed before its body could be judged, or
+ * NULL when it did not (*co stays CONN_OK); a 2xx the HTTP core called OK
+ * with another status class turns *co to CONN_FAIL.
+ */
+static char *prov_page_failure(const struct http_response *r, enum http_outcome o, const char *why,
+			       enum conn_outcome *co)
+{
+	if (*co == CONN_OK && (r->status < 200 || r->status > 299)) {
+		*co = CONN_FAIL;
+		return xasprintf("unexpected HTTP status %ld", r->status);
+	}
+	if (*co != CONN_OK && r->status >= 200 && r->status <= 299)
+		/* the classify's own reason already shows the body */
+		return xstrdup(why && *why ? why : http_outcome_name(o));
+	return *co != CONN_OK ? prov_failure(r, o, why) : NULL;
+}
+
+/*
  * Judges the page in op->feed_page. Returns the outcome; on CONN_OK sets *items
  * (borrowed from op->feed_page), *next (caller frees) and *has_more, otherwise
  * *why (without the cursor, which the caller adds).
@@ -699,16 +717,8 @@ static void prov_changes_done(const struct http_response *r, enum http_outcome o
 	}
 	c = pv->c;
 	cur = prov_cursor_text(op->cursor);
-	if (co == CONN_OK && (r->status < 200 || r->status > 299)) {
-		co = CONN_FAIL;
-		what = xasprintf("unexpected HTTP status %ld", r->status);
-	} else if (co != CONN_OK && r->status >= 200 && r->status <= 299) {
-		/* the classify's own reason already shows the body */
-		what = xstrdup(why && *why ? why : http_outcome_name(o));
-	} else if (co != CONN_OK) {
-		what = prov_failure(r, o, why);
-	} else {
-		what = NULL;
+	what = prov_page_failure(r, o, why, &co);
+	if (co == CONN_OK) {
 		co = prov_changes_take(op, &items, &next, &has_more, &what);
 		size_t i;
 		json_t *e;
@@ -828,14 +838,8 @@ static void prov_fees_done(const struct http_response *r, enum http_outcome o, c
 	}
 	c = pv->c;
 	opt = c->opts;
-	if (co == CONN_OK && (r->status < 200 || r->status > 299)) {
-		co = CONN_FAIL;
-		what = xasprintf("unexpected HTTP status %ld", r->status);
-	} else if (co != CONN_OK && r->status >= 200 && r->status <= 299) {
-		what = xstrdup(why && *why ? why : http_outcome_name(o));
-	} else if (co != CONN_OK) {
-		what = prov_failure(r, o, why);
-	} else {
+	what = prov_page_failure(r, o, why, &co);
+	if (co == CONN_OK) {
 		pv->pages++;
 		co = prov_changes_take(op, &items, &next, &has_more, &what);
 	}
