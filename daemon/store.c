@@ -1155,27 +1155,6 @@ static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
-static void ckpt_stop(struct store *s)
-{
-	struct store_ckpt *c = s->ckpt;
-	if (!c)
-		return;
-	sqlite3_wal_hook(s->db, NULL, NULL);
-	pthread_mutex_lock(&c->mu);
-	c->stop = true;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	pthread_join(c->thread, NULL);
-	sqlite3_close(c->db);
-	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->cv);
-	free(c->path);
-	free(c);
-	s->ckpt = NULL;
-	/* back to SQLite's own, for whatever the loop writes until it closes */
-	sqlite3_wal_autocheckpoint(s->db, STORE_CKPT_FRAMES);
-}
-
 /*
  * SQLite's allocation statistics take a global mutex on every malloc and
  * free, and nothing reads them. Settable only before SQLite's first use in
@@ -1188,41 +1167,58 @@ static void sqlite_setup(void)
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+static void ckpt_free(struct store_ckpt *c)
+{
+	sqlite3_close(c->db);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c->path);
+	free(c);
+}
+
+static void ckpt_stop(struct store *s)
+{
+	struct store_ckpt *c = s->ckpt;
+	if (!c)
+		return;
+	sqlite3_wal_hook(s->db, NULL, NULL);
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	ckpt_free(c);
+	s->ckpt = NULL;
+	/* back to SQLite's own, for whatever the loop writes until it closes */
+	sqlite3_wal_autocheckpoint(s->db, STORE_CKPT_FRAMES);
+}
+
 /* Starts the checkpoint thread; on any failure SQLite keeps checkpointing. */
-static void ckpt_start(struct store *s, const struct conf_store *o)
+static void ckpt_start(struct store *s, const char *synchronous_sql)
 {
 	struct store_ckpt *c = xcalloc(1, sizeof(*c));
 	char sql[64];
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
 	c->path = xstrdup(s->path);
+	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", STORE_WAL_LIMIT_BYTES);
 	int rc =
 		sqlite3_open_v2(s->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(c->db,
-				  o->synchronous == 1 ? "PRAGMA synchronous = NORMAL"
-						      : "PRAGMA synchronous = FULL",
-				  NULL, NULL, NULL);
-	snprintf(sql, sizeof(sql), "PRAGMA journal_size_limit = %d", STORE_WAL_LIMIT_BYTES);
+		rc = sqlite3_exec(c->db, synchronous_sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		log_warn("store: %s: no checkpoint connection (%s): the loop checkpoints", s->path,
 			 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-		sqlite3_close(c->db);
-		free(c->path);
-		free(c);
+		ckpt_free(c);
 		return;
 	}
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
 	int r = pthread_create(&c->thread, NULL, ckpt_main, c);
 	if (r != 0) {
 		log_warn("store: %s: no checkpoint thread (%s): the loop checkpoints", s->path,
 			 strerror(r));
-		pthread_mutex_destroy(&c->mu);
-		pthread_cond_destroy(&c->cv);
-		sqlite3_close(c->db);
-		free(c->path);
-		free(c);
+		ckpt_free(c);
 		return;
 	}
 	pthread_setname_np(c->thread, "lt-checkpoint");
@@ -1299,10 +1295,9 @@ int store_open(const struct conf_store *o, struct store **out, char **err)
 		r = -EIO;
 		goto fail;
 	}
-	r = open_exec(s,
-		      o->synchronous == 1 ? "PRAGMA synchronous = NORMAL"
-					  : "PRAGMA synchronous = FULL",
-		      "cannot set synchronous", &e);
+	const char *synchronous_sql =
+		o->synchronous == 1 ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL";
+	r = open_exec(s, synchronous_sql, "cannot set synchronous", &e);
 	if (r < 0)
 		goto fail;
 	r = open_exec(s, "PRAGMA foreign_keys = ON", "cannot enable foreign keys", &e);
@@ -1349,7 +1344,7 @@ int store_open(const struct conf_store *o, struct store **out, char **err)
 		r = store_payment_prepare(s, &e);
 	if (r < 0)
 		goto fail;
-	ckpt_start(s, o);
+	ckpt_start(s, synchronous_sql);
 	log_info("store: %s open, schema version %d", s->path, s->version);
 	*out = s;
 	if (err)
