@@ -39,6 +39,7 @@
 
 #include "connector.h"
 #include "daemon.h"
+#include "files.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -900,6 +901,52 @@ static int files_ack(struct conn *c, const struct conn_batch *b, bool ok, const 
 	return r;
 }
 
+static int files_locate(struct conn *c, const char *name, char **path, size_t *max_bytes,
+			char **why)
+{
+	const struct files_opts *o = c->opts;
+	struct stat st;
+	*path = NULL;
+	*why = NULL;
+	if (!o->in_dir || !files_token_valid(name)) {
+		*why = xasprintf(!o->in_dir ? "no in_dir: this connector is not a source"
+					    : "'%s' is not a plain file name",
+				 name ? name : "");
+		return -EINVAL;
+	}
+	char *p = xasprintf("%s/%s", o->in_dir, name);
+	if (lstat(p, &st) < 0) {
+		int r = -errno;
+		if (r != -ENOENT && r != -ENOTDIR)
+			*why = xasprintf("%s: %s", p, strerror(errno));
+		free(p);
+		return r == -ENOTDIR ? -ENOENT : r;
+	}
+	int64_t mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	if (!S_ISREG(st.st_mode)) {
+		*why = xasprintf("%s: not a regular file", p);
+		free(p);
+		return -EINVAL;
+	}
+	if (st.st_size > o->max_file_bytes) {
+		*why = xasprintf("%s: too large: %lld bytes, max_file_bytes is %lld", p,
+				 (long long)st.st_size, (long long)o->max_file_bytes);
+		free(p);
+		return -EFBIG;
+	}
+	if (mtime_ms > now_wall_ms() - o->min_age_ms) {
+		free(p); /* a writer may still be at it */
+		return -ENOENT;
+	}
+	*path = p;
+	*max_bytes = (size_t)o->max_file_bytes;
+	return 0;
+}
+
+static const struct files_ops files_ops = {
+	.locate = files_locate,
+};
+
 /* ---- sink side ------------------------------------------------------- */
 
 static int files_csv_add_field(struct dynbuf *b, char sep, const char *s, size_t n)
@@ -1364,4 +1411,5 @@ const struct connector conn_files = {
 	.ack = files_ack,
 	.push = files_push,
 	.status = files_status,
+	.ext = &files_ops,
 };

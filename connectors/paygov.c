@@ -580,6 +580,11 @@ static json_t *pg_problem_new(const char *cls, const char *where, size_t line, c
 	if (line)
 		json_object_set_new(p, "line", json_integer((json_int_t)line));
 	json_object_set_new(p, "why", json_string(why));
+	/* the rows from here on are unknown: a cut, or a problem of the file
+	 * itself (its shape, its header) rather than of one row or item */
+	if ((why && strstr(why, "cut?")) || !strcmp(where, "the file") ||
+	    (str_startswith(where, "line ") && !strchr(where, '(')))
+		json_object_set_new(p, "cut", json_true());
 	if (item) {
 		json_object_set_new(p, "item", json_deep_copy(item));
 	} else if (raw) {

@@ -139,7 +139,10 @@ int paygov_check_tx(const json_t *tx, const char *key, char **why);
  *    "why": "SoTien \"150.000\" is not a whole number of VND",
  *    "item": the row as read (an object of the CSV row's fields by header
  *            name, the JSON item, or a bounded excerpt of the raw text),
- *    "ma_tham_chieu": ..., "ma_giao_dich": ... (text, when the row has them)}
+ *    "ma_tham_chieu": ..., "ma_giao_dich": ... (text, when the row has them),
+ *    "cut": true (only when the rows from there on are unknown: the file
+ *           ends inside a row or item, or the problem is the file's own —
+ *           its shape, its header — not one row's: the list is incomplete)}
  *
  * Problems: a file that is not the list's shape (then no rows); a CSV
  * header that lacks a signed field or MaXacThuc, or names one twice; a row

@@ -43,7 +43,9 @@
 #include "daemon.h"
 #include "flow.h"
 #include "flow_dossier.h"
+#include "flow_payment.h"
 #include "log.h"
+#include "report.h"
 #include "store.h"
 #include "util.h"
 
@@ -78,7 +80,12 @@ struct ctl_client {
 	size_t out_off;
 	bool eof;     /* the peer shut down its side: answer what is buffered, then close */
 	bool closing; /* close once out is written */
+	struct ctl_later *waiting; /* a request answered later (CTL_LATER); later ones wait */
 	struct ctl_client *next;
+};
+
+struct ctl_later {
+	struct ctl_client *cl; /* NULL once the client is gone */
 };
 
 struct control {
@@ -849,6 +856,77 @@ static int cmd_late(struct daemon *d, const struct ctl_peer *peer, json_t *args,
 	return 0;
 }
 
+/* report payments --from D --to D: written by the payment flow's worker, answered later. */
+static int cmd_report(struct daemon *d, const struct ctl_peer *peer, json_t *args, json_t **result,
+		      char **err)
+{
+	(void)result;
+	const char *what = arg_string(args, "what", 0);
+	const char *from = arg_string(args, "from", SIZE_MAX);
+	const char *to = arg_string(args, "to", SIZE_MAX);
+	const char *formats = arg_string(args, "formats", SIZE_MAX);
+	const char *name = arg_string(args, "flow", SIZE_MAX);
+	struct flow *f = NULL;
+	unsigned bits = 0;
+	if (!what || strcmp(what, "payments") != 0) {
+		*err = xasprintf("report '%s': the reports are: payments", what ? what : "");
+		return -EINVAL;
+	}
+	if (!from || !to) {
+		*err = xstrdup("usage: report payments --from YYYY-MM-DD --to YYYY-MM-DD");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < d->n_flows; i++) {
+		if (d->flows[i]->type != &flow_payment || (name && strcmp(d->flows[i]->name, name)))
+			continue;
+		if (f && !name) {
+			*err = xstrdup("more than one payment flow: say which with --flow");
+			return -EINVAL;
+		}
+		f = d->flows[i];
+	}
+	if (!f || !f->priv) {
+		*err = name ? xasprintf("no payment flow named '%s'", name)
+			    : xstrdup("no payment flow is configured (or it is disabled)");
+		return -ENOENT;
+	}
+	if (formats) {
+		static const char *const names[] = {"csv", "xlsx", "html", "json", "matched"};
+		static const unsigned fbits[] = {REPORT_CSV, REPORT_XLSX, REPORT_HTML, REPORT_JSON,
+						 REPORT_INCLUDE_MATCHED};
+		char *copy = xstrdup(formats), *save = NULL;
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			size_t i = 0;
+			while (i < LT_ARRAY_SIZE(names) && strcmp(t, names[i]) != 0)
+				i++;
+			if (i == LT_ARRAY_SIZE(names)) {
+				*err = xasprintf("format '%s': expected csv, xlsx, html, json "
+						 "(and matched)",
+						 t);
+				free(copy);
+				return -EINVAL;
+			}
+			bits |= fbits[i];
+		}
+		free(copy);
+		if (!(bits & REPORT_ALL)) {
+			*err = xstrdup("--formats: name at least one of csv, xlsx, html, json");
+			return -EINVAL;
+		}
+	}
+	struct ctl_later *later = ctl_later_new(peer);
+	if (!later) {
+		*err = xstrdup("this connection already waits for a report");
+		return -EBUSY;
+	}
+	int r = flow_payment_report(f, from, to, bits, later, err);
+	if (r < 0) {
+		ctl_later_cancel(later); /* the error is the answer, given now */
+		return r;
+	}
+	return CTL_LATER;
+}
+
 const struct ctl_command ctl_commands[] = {
 	{"help", CTL_READ, cmd_help, "help", "List the commands and who may run them."},
 	{"version", CTL_READ, cmd_version, "version",
@@ -896,6 +974,11 @@ const struct ctl_command ctl_commands[] = {
 	 "Send a dead letter again (a change is mapped again first), or every open one."},
 	{"drop", CTL_WRITE, cmd_drop, "drop ID --reason TEXT",
 	 "Give up on a dead letter for good; the reason is kept and audited."},
+	{"report", CTL_WRITE, cmd_report,
+	 "report WHAT --from DATE --to DATE [--formats LIST] [--flow FLOW]",
+	 "Reconcile the payments of DATE..DATE (WHAT: payments) from the store and write the "
+	 "office's reports (LIST: csv,xlsx,html,json, and matched to list matched payments "
+	 "too); prints their paths."},
 	{"hold", CTL_WRITE, cmd_hold, "hold MAHOSO",
 	 "Send nothing more of a dossier until released; its changes still queue."},
 	{"release", CTL_WRITE, cmd_release, "release MAHOSO",
@@ -946,7 +1029,7 @@ static void audit(struct daemon *d, const struct ctl_peer *peer, const char *cmd
 	free(detail);
 }
 
-/* Parses one request line and returns its answer (new ref). */
+/* Parses one request line and returns its answer (new ref), NULL when it is answered later. */
 static json_t *ctl_dispatch(struct control *ctl, const struct ctl_peer *peer, const char *line,
 			    size_t len)
 {
@@ -1008,6 +1091,10 @@ static json_t *ctl_dispatch(struct control *ctl, const struct ctl_peer *peer, co
 	if (c->level == CTL_WRITE)
 		audit(ctl->d, peer, c->name, args);
 	r = c->handler(ctl->d, peer, args, &result, &err);
+	if (r == CTL_LATER) {
+		ans = NULL; /* ctl_later_done() answers */
+		goto out;
+	}
 	if (r < 0) {
 		ans = answer_err(-r, err, result);
 		goto out;
@@ -1036,6 +1123,8 @@ static void client_free(struct ctl_client *cl)
 			break;
 		}
 	}
+	if (cl->waiting)
+		cl->waiting->cl = NULL;
 	sd_event_source_disable_unref(cl->io);
 	sd_event_source_disable_unref(cl->idle);
 	if (cl->fd >= 0)
@@ -1052,6 +1141,8 @@ static size_t client_out_pending(const struct ctl_client *cl)
 
 static void client_queue(struct ctl_client *cl, json_t *ans)
 {
+	if (!ans)
+		return; /* answered later, by ctl_later_done() */
 	char *s = json_dumps(ans, JSON_COMPACT);
 	if (!s) {
 		/* Only a result with invalid content gets here: still answer. */
@@ -1082,7 +1173,7 @@ static void client_process(struct ctl_client *cl)
 {
 	size_t max = cl->ctl->max_request_bytes;
 	size_t done = 0;
-	while (!cl->closing && client_out_pending(cl) < CTL_OUT_HIGH_BYTES) {
+	while (!cl->closing && !cl->waiting && client_out_pending(cl) < CTL_OUT_HIGH_BYTES) {
 		char *start = cl->in.data + done;
 		size_t left = cl->in.len - done;
 		char *nl = left ? memchr(start, '\n', left) : NULL;
@@ -1116,7 +1207,7 @@ static void client_process(struct ctl_client *cl)
 		cl->in.len -= done;
 		cl->in.data[cl->in.len] = '\0';
 	}
-	if (cl->eof && cl->in.len == 0)
+	if (cl->eof && cl->in.len == 0 && !cl->waiting)
 		cl->closing = true;
 }
 
@@ -1195,6 +1286,51 @@ gone:
 	return -1;
 }
 
+struct ctl_later *ctl_later_new(const struct ctl_peer *peer)
+{
+	struct ctl_client *cl = peer ? peer->client : NULL;
+	if (!cl || cl->waiting)
+		return NULL;
+	struct ctl_later *l = xcalloc(1, sizeof(*l));
+	l->cl = cl;
+	cl->waiting = l;
+	/* the answer may take longer than the idle timeout: that is not idling */
+	(void)sd_event_source_set_enabled(cl->idle, SD_EVENT_OFF);
+	return l;
+}
+
+void ctl_later_cancel(struct ctl_later *l)
+{
+	if (!l)
+		return;
+	if (l->cl) {
+		l->cl->waiting = NULL;
+		client_touch(l->cl);
+	}
+	free(l);
+}
+
+void ctl_later_done(struct ctl_later *l, int r, json_t *result, const char *err)
+{
+	if (!l)
+		return;
+	struct ctl_client *cl = l->cl;
+	free(l);
+	if (!cl) {
+		json_decref(result);
+		return;
+	}
+	cl->waiting = NULL;
+	if (r < 0) {
+		client_queue(cl, answer_err(-r, err ? err : strerror(-r), result));
+		json_decref(result);
+	} else {
+		client_queue(cl, answer_ok(result));
+	}
+	client_touch(cl);
+	client_step(cl, false); /* the requests that waited, then write */
+}
+
 static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct ctl_client *cl = userdata;
@@ -1258,6 +1394,7 @@ static int client_new(struct control *ctl, int fd)
 	cl->peer.gid = (int)uc.gid;
 	cl->peer.pid = (int)uc.pid;
 	cl->peer.privileged = uc.uid == 0 || uc.uid == geteuid();
+	cl->peer.client = cl;
 	dynbuf_init(&cl->in, ctl->max_request_bytes + 1);
 	dynbuf_init(&cl->out, 0);
 	cl->next = ctl->clients;

@@ -26,9 +26,12 @@ struct daemon;
 
 enum ctl_level { CTL_READ, CTL_WRITE };
 
+struct ctl_client;
+
 struct ctl_peer {
 	int uid, gid, pid;
-	bool privileged; /* may run CTL_WRITE commands */
+	bool privileged;	   /* may run CTL_WRITE commands */
+	struct ctl_client *client; /* the connection, for ctl_later_new() */
 };
 
 /*
@@ -39,6 +42,29 @@ struct ctl_peer {
  */
 typedef int (*ctl_handler_fn)(struct daemon *d, const struct ctl_peer *peer, json_t *args,
 			      json_t **result, char **err);
+
+/*
+ * A handler whose answer takes long (a report computed on a worker thread)
+ * answers later: it calls ctl_later_new(peer), hands the ticket to whatever
+ * finishes the work, and returns CTL_LATER. Until ctl_later_done() answers,
+ * the connection's next requests wait (answers stay in request order) and
+ * its idle timeout is suspended; every other connection is served as
+ * usual. The loop never waits.
+ */
+#define CTL_LATER 1
+struct ctl_later;
+/* NULL when the peer has no connection or already waits for an answer. */
+struct ctl_later *ctl_later_new(const struct ctl_peer *peer);
+/*
+ * Answers the request of l and frees l: r 0 with result (stolen), or a
+ * negative errno with err (and result, as for a handler, added to the
+ * error answer). The client may have gone: then nothing is sent. On the
+ * loop thread.
+ */
+void ctl_later_done(struct ctl_later *l, int r, json_t *result, const char *err);
+/* Gives l up unanswered, from within the handler that took it (which then
+ * answers as usual, with an error). */
+void ctl_later_cancel(struct ctl_later *l);
 
 struct ctl_command {
 	const char *name;

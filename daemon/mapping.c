@@ -500,6 +500,11 @@ static int parse_iso(const char *s, int64_t *ms)
 	return 0;
 }
 
+int map_parse_iso_time(const char *text, int64_t *wall_ms)
+{
+	return text ? parse_iso(text, wall_ms) : -EINVAL;
+}
+
 /* A date value (text or, for the digit formats and epoch_ms, a number) into wall ms. */
 static int parse_date(const json_t *v, enum date_fmt f, int64_t *ms)
 {

@@ -101,6 +101,9 @@ char *map_nfc(const char *utf8);
 
 /* Parses "yyyyMMddHHmmss" (Asia/Ho_Chi_Minh, UTC+7) into wall ms. -EINVAL if malformed. */
 int map_parse_vn_time(const char *text, int64_t *wall_ms);
+/* Parses an ISO 8601 date or time ("2025-06-02T14:53:36+07:00"; no offset:
+ * +07:00) into wall ms. -EINVAL if malformed. */
+int map_parse_iso_time(const char *text, int64_t *wall_ms);
 /* Formats wall ms as "yyyyMMddHHmmss" in Asia/Ho_Chi_Minh into buf (>= 15 bytes). */
 char *map_format_vn_time(int64_t wall_ms, char *buf, size_t len);
 

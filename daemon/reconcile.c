@@ -293,7 +293,12 @@ int reconcile(const struct rec_input *in, struct rec_result *out)
 		uint32_t f = took[t];
 		enum rec_how how = REC_BY_REF;
 		if (!x->verified) {
-			emit(&r, REC_BAD_SIGNATURE, REC_NOT_VERIFIED, t, REC_NONE, REC_NONE);
+			/* the province's record of that reference is described with it
+			 * (and so not called local_only too): one cause, one item */
+			uint32_t fr = fee_by_ref(&r, x->ref);
+			if (fr != REC_NONE)
+				r.fee_used[fr] = 1;
+			emit(&r, REC_BAD_SIGNATURE, REC_NOT_VERIFIED, t, fr, REC_NONE);
 			continue;
 		}
 		if (x->state == REC_TX_PENDING) {
@@ -434,6 +439,16 @@ char *rec_explain(const struct rec_input *in, const struct rec_item *it)
 				 t->ref, a,
 				 f->state == REC_FEE_UNPAID ? "chưa thanh toán" : "chờ xác nhận");
 	case REC_NOT_VERIFIED:
+		if (f)
+			return xasprintf(
+				"MaXacThuc của giao dịch %s không đúng: không dùng dữ liệu "
+				"của giao dịch này; tỉnh ghi hồ sơ %s %s %s, chưa thể "
+				"xác nhận với nền tảng",
+				t->ref, f->mahoso,
+				f->state == REC_FEE_PAID     ? "đã thanh toán"
+				: f->state == REC_FEE_UNPAID ? "chưa thanh toán"
+							     : "chờ xác nhận",
+				report_vnd(f->amount, b, sizeof(b)));
 		return xasprintf("MaXacThuc của giao dịch %s không đúng: không dùng dữ liệu của "
 				 "giao dịch này",
 				 t->ref);

@@ -9,7 +9,9 @@
  *
  * The rules, in order:
  *  1. A transaction whose MaXacThuc did not verify is bad_signature and
- *     takes no further part: nothing of it is trusted.
+ *     takes no further part: nothing of it is trusted. The province's fee
+ *     record of the same MaThamChieu (if no trusted success took it) is
+ *     named in that item, and not judged again as local_only.
  *  2. A successful transaction (TrangThaiGD 1) is matched to the fee record
  *     with its MaThamChieu; failing that, to an unmatched fee record of the
  *     same dossier and amount that the province marked paid online. Then:

@@ -29,16 +29,14 @@ extern const struct connector conn_paygov;
 extern const struct flow_type flow_relay;
 extern const struct flow_type flow_catalog;
 extern const struct flow_type flow_dossier;
+extern const struct flow_type flow_payment;
 
 static const struct connector *const builtin_connectors[] = {
 	&conn_files, &conn_adapter, &conn_csdl, &conn_provincial, &conn_dvcqg, &conn_paygov, NULL,
 };
 
 static const struct flow_type *const builtin_flows[] = {
-	&flow_relay,
-	&flow_catalog,
-	&flow_dossier,
-	NULL,
+	&flow_relay, &flow_catalog, &flow_dossier, &flow_payment, NULL,
 };
 
 /* Plugins loaded so far: their types and the real paths they came from. */

@@ -101,9 +101,14 @@ static const int detail_order[CLS_N] = {
 static int cls_lookup(const char *name)
 {
 	for (int i = 0; i < CLS_OTHER; i++)
-		if (strcmp(name, cls_info[i].name) == 0)
+		if (name && strcmp(name, cls_info[i].name) == 0)
 			return i;
 	return CLS_OTHER;
+}
+
+const char *report_class_label(const char *name)
+{
+	return cls_info[cls_lookup(name)].label;
 }
 
 /* The columns of a detail row, in CSV and XLSX order. */

@@ -107,6 +107,11 @@ int report_write_payments(const json_t *result, const char *dir, unsigned format
 int report_compress_older(const char *dir, int64_t older_than_ms, unsigned *n_compressed,
 			  char **err);
 
+/* What the office reads for class name ("platform_only" -> "Đã thanh toán
+ * trên nền tảng, tỉnh chưa ghi nhận"); a class without a label gets the
+ * label of "other". Static. */
+const char *report_class_label(const char *name);
+
 /*
  * Formats an amount in whole VND as the office writes it: "1.234.567 ₫",
  * "-1.000 ₫", "0 ₫". Returns buf; len >= REPORT_VND_LEN always suffices (a

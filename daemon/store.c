@@ -492,6 +492,15 @@ static const struct migration migrations[] = {
 		");\n"
 		"CREATE INDEX fee_records_by_day ON fee_records (day);\n",
 	},
+	{
+		"mismatches: the scope a pass judged them in",
+		/*
+		 * A flow that judges part of its world per pass (the payment
+		 * flow: the days it reconciled) clears only what it no longer
+		 * finds within that part; scope names it ("2025-06-02").
+		 */
+		"ALTER TABLE mismatches ADD COLUMN scope TEXT;\n",
+	},
 };
 
 #define STORE_SCHEMA_VERSION ((int)LT_ARRAY_SIZE(migrations))
@@ -526,19 +535,19 @@ static const char *const st_sql[ST__COUNT] = {
 	[ST_MM_FIND] = "SELECT id, state FROM mismatches WHERE kind = ?1 AND key = ?2",
 	[ST_MM_INSERT] =
 		"INSERT INTO mismatches (kind, key, state, summary, detail, raw, agency, "
-		"dossier, first_seen_ms, last_seen_ms, occurrences, state_by, state_ms) "
-		"VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1, '" STORE_ACTOR "', ?8)",
+		"dossier, first_seen_ms, last_seen_ms, occurrences, state_by, state_ms, scope) "
+		"VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1, '" STORE_ACTOR "', ?8, ?9)",
 	/* The latest sighting describes the mismatch (summary, detail, raw);
 	 * agency and dossier identify it and are only ever filled in. */
 	[ST_MM_REFRESH] = "UPDATE mismatches SET summary = ?2, detail = ?3, raw = ?4, "
 			  "agency = coalesce(?5, agency), dossier = coalesce(?6, dossier), "
-			  "last_seen_ms = max(last_seen_ms, ?7), occurrences = occurrences + 1 "
-			  "WHERE id = ?1",
+			  "last_seen_ms = max(last_seen_ms, ?7), occurrences = occurrences + 1, "
+			  "scope = coalesce(?8, scope) WHERE id = ?1",
 	[ST_MM_REOPEN] = "UPDATE mismatches SET summary = ?2, detail = ?3, raw = ?4, "
 			 "agency = coalesce(?5, agency), dossier = coalesce(?6, dossier), "
 			 "last_seen_ms = max(last_seen_ms, ?7), occurrences = occurrences + 1, "
 			 "state = 'open', state_by = '" STORE_ACTOR "', state_ms = ?7, "
-			 "state_note = NULL WHERE id = ?1",
+			 "state_note = NULL, scope = coalesce(?8, scope) WHERE id = ?1",
 	[ST_MM_RESOLVE] = "UPDATE mismatches SET state = 'resolved', state_by = '" STORE_ACTOR
 			  "', state_ms = ?2, state_note = ?3 WHERE id = ?1",
 	[ST_MM_EVENT] = "INSERT INTO mismatch_events (mismatch_id, at_ms, event, state, actor, "
@@ -551,10 +560,12 @@ static const char *const st_sql[ST__COUNT] = {
 	[ST_MM_UNSEEN_EVENTS] =
 		"INSERT INTO mismatch_events (mismatch_id, at_ms, event, state, "
 		"actor, note) SELECT id, ?3, 'resolved', 'resolved', '" STORE_ACTOR
-		"', ?4 FROM mismatches WHERE kind = ?1 AND " MM_OPEN " AND last_seen_ms < ?2",
+		"', ?4 FROM mismatches WHERE kind = ?1 AND " MM_OPEN " AND last_seen_ms < ?2 "
+		"AND (?5 IS NULL OR scope = ?5)",
 	[ST_MM_UNSEEN_RESOLVE] = "UPDATE mismatches SET state = 'resolved', "
 				 "state_by = '" STORE_ACTOR "', state_ms = ?3, state_note = ?4 "
-				 "WHERE kind = ?1 AND " MM_OPEN " AND last_seen_ms < ?2",
+				 "WHERE kind = ?1 AND " MM_OPEN " AND last_seen_ms < ?2 "
+				 "AND (?5 IS NULL OR scope = ?5)",
 	[ST_MM_GET] = "SELECT " MM_COLUMNS " FROM mismatches WHERE id = ?1",
 	[ST_MM_COUNTS] = "SELECT state, count(*) FROM mismatches GROUP BY state",
 	[ST_AUDIT_ADD] = "INSERT INTO audit (at_ms, actor, action, target, detail) "
@@ -1636,24 +1647,24 @@ int store_mismatch_upsert(struct store *s, const struct mismatch *m, int64_t *id
 	if (r < 0)
 		goto out;
 	if (r == 1) {
-		r = st_exec(s, ST_MM_INSERT, op, "ttttttti", m->kind, m->key, m->summary, m->detail,
-			    m->raw, m->agency, m->dossier, m->seen_ms);
+		r = st_exec(s, ST_MM_INSERT, op, "tttttttit", m->kind, m->key, m->summary,
+			    m->detail, m->raw, m->agency, m->dossier, m->seen_ms, m->scope);
 		if (r < 0)
 			goto out;
 		mid = sqlite3_last_insert_rowid(s->db);
 		r = mm_event(s, mid, m->seen_ms, "opened", "open", NULL);
 		fresh = true;
 	} else if (strcmp(state, "resolved") == 0) {
-		r = st_exec(s, ST_MM_REOPEN, op, "ittttti", mid, m->summary, m->detail, m->raw,
-			    m->agency, m->dossier, m->seen_ms);
+		r = st_exec(s, ST_MM_REOPEN, op, "itttttit", mid, m->summary, m->detail, m->raw,
+			    m->agency, m->dossier, m->seen_ms, m->scope);
 		if (r == 0)
 			r = mm_event(s, mid, m->seen_ms, "reopened", "open", NULL);
 		fresh = true;
 	} else {
 		/* open and acknowledged stay so; waived stays waived: an operator
 		 * decided it is not a problem, seeing it again changes nothing. */
-		r = st_exec(s, ST_MM_REFRESH, op, "ittttti", mid, m->summary, m->detail, m->raw,
-			    m->agency, m->dossier, m->seen_ms);
+		r = st_exec(s, ST_MM_REFRESH, op, "itttttit", mid, m->summary, m->detail, m->raw,
+			    m->agency, m->dossier, m->seen_ms, m->scope);
 	}
 out:
 	r = store_op_end(s, r, op);
@@ -1690,8 +1701,8 @@ int store_mismatch_clear(struct store *s, const char *kind, const char *key, int
 	return store_op_end(s, r, op);
 }
 
-int store_mismatch_clear_unseen(struct store *s, const char *kind, int64_t seen_before_ms,
-				int64_t when_ms, unsigned *cleared)
+int store_mismatch_clear_unseen_in(struct store *s, const char *kind, const char *scope,
+				   int64_t seen_before_ms, int64_t when_ms, unsigned *cleared)
 {
 	const char *op = "resolving mismatches no longer seen";
 	unsigned n = 0;
@@ -1704,17 +1715,23 @@ int store_mismatch_clear_unseen(struct store *s, const char *kind, int64_t seen_
 	if (r < 0)
 		return r;
 	/* Events first: the same WHERE still selects the rows to close. */
-	r = st_exec(s, ST_MM_UNSEEN_EVENTS, op, "tiit", kind, seen_before_ms, when_ms,
-		    STORE_NOTE_UNSEEN);
+	r = st_exec(s, ST_MM_UNSEEN_EVENTS, op, "tiitt", kind, seen_before_ms, when_ms,
+		    STORE_NOTE_UNSEEN, scope);
 	if (r == 0)
-		r = st_exec(s, ST_MM_UNSEEN_RESOLVE, op, "tiit", kind, seen_before_ms, when_ms,
-			    STORE_NOTE_UNSEEN);
+		r = st_exec(s, ST_MM_UNSEEN_RESOLVE, op, "tiitt", kind, seen_before_ms, when_ms,
+			    STORE_NOTE_UNSEEN, scope);
 	if (r == 0)
 		n = (unsigned)sqlite3_changes(s->db);
 	r = store_op_end(s, r, op);
 	if (r == 0 && cleared)
 		*cleared = n;
 	return r;
+}
+
+int store_mismatch_clear_unseen(struct store *s, const char *kind, int64_t seen_before_ms,
+				int64_t when_ms, unsigned *cleared)
+{
+	return store_mismatch_clear_unseen_in(s, kind, NULL, seen_before_ms, when_ms, cleared);
 }
 
 int store_mismatch_set_state(struct store *s, int64_t id, const char *state, const char *actor,

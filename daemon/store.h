@@ -84,6 +84,7 @@ struct mismatch {
 	const char *agency;  /* or NULL */
 	const char *dossier; /* or NULL */
 	int64_t seen_ms;
+	const char *scope; /* the part of its world a pass judged it in ("2025-06-02"), or NULL */
 };
 /*
  * Inserts or refreshes. *is_new is true when the (kind,key) was not open;
@@ -96,6 +97,9 @@ int store_mismatch_clear(struct store *s, const char *kind, const char *key, int
 /* Open mismatches of kind last seen before ms (a pass that no longer finds them). */
 int store_mismatch_clear_unseen(struct store *s, const char *kind, int64_t seen_before_ms,
 				int64_t when_ms, unsigned *cleared);
+/* The same, only those last seen in scope (NULL: any), for a pass that judged that part. */
+int store_mismatch_clear_unseen_in(struct store *s, const char *kind, const char *scope,
+				   int64_t seen_before_ms, int64_t when_ms, unsigned *cleared);
 /*
  * An operator's decision on mismatch id: state is "open", "acknowledged",
  * "resolved" or "waived"; actor names who (never NULL). Records an event.
@@ -536,12 +540,35 @@ struct store_fee_record {
 /*
  * Records a transaction (one per MaThamChieu and MaGiaoDich) or a fee
  * record (one per dossier and MaThamChieu), replacing what was stored for
- * it (a state moves on). Run inside the caller's group for a page. Returns
+ * it (a state moves on; a transaction's dossier code is kept when the new
+ * sighting, a QUERY answer, has none). Run inside the caller's group for a page. Returns
  * 0, -EINVAL (a required field missing, an unknown state or method, a
  * text over 4 KB but raw), or -errno.
  */
 int store_pay_tx_put(struct store *s, const struct store_pay_tx *t, int64_t seen_ms);
 int store_fee_put(struct store *s, const struct store_fee_record *f, int64_t seen_ms);
+
+/*
+ * After a day's list (fees false) or fee records (fees true) were read
+ * whole and stored: removes that day's (yyyymmdd) transactions, except
+ * QUERY answers, or fee records last seen before seen_before_ms — what the
+ * source no longer holds (a row corrected, a damaged row sent right).
+ * Inside the caller's group. *removed (may be NULL) counts them. Returns 0
+ * or -errno.
+ */
+int store_pay_prune(struct store *s, bool fees, int64_t day, int64_t seen_before_ms,
+		    unsigned *removed);
+
+/*
+ * The payment attempts still waiting for a confirmation that were made
+ * between from_ms and to_ms (a fee record CHO_XAC_NHAN, or a transaction
+ * the platform listed as pending, with no trusted success or failure of
+ * the same MaThamChieu), oldest first, at most limit (0: all), as
+ * [{"ref": MaThamChieu, "at_ms": when, "mahoso": its dossier (when known)}]:
+ * what the payment flow asks the
+ * platform about (QUERY). New ref; NULL on a store error.
+ */
+json_t *store_pay_pending(struct store *s, int64_t from_ms, int64_t to_ms, unsigned limit);
 
 /* The Asia/Ho_Chi_Minh day of wall_ms as yyyymmdd (the unit of a reconciliation). */
 int64_t store_pay_day(int64_t wall_ms);
@@ -552,7 +579,9 @@ int64_t store_pay_day(int64_t wall_ms);
  * transactions and fee records of days from..to (yyyymmdd), and for their
  * dossiers what the portal was sent (the latest header of those the portal
  * acknowledged a header of). in is ready for reconcile(); its strings live
- * in the set. Returns 0 with *out, or -errno with *err (caller frees).
+ * in the set, whose snapshot stays open until store_pay_set_free() (the
+ * reports' descriptions of dossiers read the same state). Returns 0 with
+ * *out, or -errno with *err (caller frees).
  */
 struct store_pay_set;
 struct rec_input;
@@ -560,6 +589,15 @@ int store_pay_load(const char *path, int64_t from_day, int64_t to_day, struct st
 		   char **err);
 /* The loaded arrays (borrowed from set) as reconcile() reads them. */
 const struct rec_input *store_pay_input(const struct store_pay_set *set);
+/*
+ * What the set's snapshot knows of dossier mahoso, for the office's
+ * reports: its agency (the unit that processes it) and the applicant's
+ * identifier as last sent to the portal (DinhDanhCHS), each NULL when
+ * unknown; the strings live in the set. Same thread as the load. Returns
+ * 0 (also for an unknown dossier), or -EIO.
+ */
+int store_pay_describe(struct store_pay_set *set, const char *mahoso, const char **agency,
+		       const char **applicant);
 void store_pay_set_free(struct store_pay_set *set);
 
 /* The audit trail: who did what to which thing. */

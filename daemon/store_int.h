@@ -122,7 +122,7 @@ enum sto_id {
 };
 
 /* Statements of store_payment.c (SQL in pay_sql[] there). */
-enum stp_id { STP_TX_PUT, STP_FEE_PUT, STP__COUNT };
+enum stp_id { STP_TX_PUT, STP_FEE_PUT, STP_PENDING, STP_TX_PRUNE, STP_FEE_PRUNE, STP__COUNT };
 
 struct store {
 	sqlite3 *db;		       /* owned */

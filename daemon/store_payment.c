@@ -29,10 +29,29 @@ static const char *const pay_sql[STP__COUNT] = {
 	[STP_TX_PUT] = "INSERT INTO pay_tx (day, ref, txid, mahoso, amount, state, at_ms, "
 		       "verified, source, seen_ms, raw) VALUES (?1, ?2, coalesce(?3, ''), ?4, ?5, "
 		       "?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (ref, txid) DO UPDATE SET "
-		       "day = excluded.day, mahoso = excluded.mahoso, amount = excluded.amount, "
+		       "day = excluded.day, mahoso = coalesce(excluded.mahoso, mahoso), amount = "
+		       "excluded.amount, "
 		       "state = excluded.state, at_ms = excluded.at_ms, "
 		       "verified = excluded.verified, source = excluded.source, "
 		       "seen_ms = excluded.seen_ms, raw = excluded.raw",
+	/*
+	 * Attempts still waiting for a confirmation, attempted between ?3 and
+	 * ?4 (days ?1..?2 bound the index range): a fee record the province
+	 * holds as CHO_XAC_NHAN, or a transaction the platform listed as
+	 * pending, for which no trusted final state (success or failure) is
+	 * known. The oldest first; one row per MaThamChieu.
+	 */
+	[STP_PENDING] =
+		"SELECT ref, min(at_ms), mahoso FROM (SELECT ref, at_ms, mahoso FROM fee_records "
+		"WHERE day BETWEEN ?1 AND ?2 AND state = 'CHO_XAC_NHAN' AND ref <> '' AND at_ms "
+		"BETWEEN ?3 AND ?4 UNION ALL SELECT ref, at_ms, mahoso FROM pay_tx WHERE day "
+		"BETWEEN ?1 AND ?2 "
+		"AND state = 3 AND verified = 1 AND at_ms BETWEEN ?3 AND ?4) AS w WHERE NOT "
+		"EXISTS (SELECT 1 FROM pay_tx AS t WHERE t.ref = w.ref AND t.state IN (1, 4) "
+		"AND t.verified = 1) GROUP BY ref ORDER BY 2, 1 LIMIT ?5",
+	/* a day's list or fee records read whole: what it no longer holds goes */
+	[STP_TX_PRUNE] = "DELETE FROM pay_tx WHERE day = ?1 AND source <> 'query' AND seen_ms < ?2",
+	[STP_FEE_PRUNE] = "DELETE FROM fee_records WHERE day = ?1 AND seen_ms < ?2",
 	[STP_FEE_PUT] =
 		"INSERT INTO fee_records (day, mahoso, ref, amount, state, method, "
 		"at_ms, seen_ms, raw) VALUES (?1, ?2, coalesce(?3, ''), ?4, ?5, ?6, ?7, ?8, "
@@ -110,6 +129,48 @@ int store_fee_put(struct store *s, const struct store_fee_record *f, int64_t see
 		       f->at_ms, seen_ms, f->raw);
 }
 
+int store_pay_prune(struct store *s, bool fees, int64_t day, int64_t seen_before_ms,
+		    unsigned *removed)
+{
+	int r = pay_run(s, fees ? STP_FEE_PRUNE : STP_TX_PRUNE,
+			fees ? "removing fee records no longer listed"
+			     : "removing transactions no longer listed",
+			"ii", day, seen_before_ms);
+	if (r == 0 && removed)
+		*removed = (unsigned)sqlite3_changes(s->db);
+	return r;
+}
+
+json_t *store_pay_pending(struct store *s, int64_t from_ms, int64_t to_ms, unsigned limit)
+{
+	sqlite3_stmt *st = s->pay[STP_PENDING];
+	json_t *list = json_array();
+	int rc = sqlite3_bind_int64(st, 1, store_pay_day(from_ms));
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, store_pay_day(to_ms));
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, from_ms);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 4, to_ms);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 5, limit ? (int64_t)limit : -1);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_array_append_new(list,
+				      json_pack("{s:s, s:I, s:s?}", "ref",
+						(const char *)sqlite3_column_text(st, 0), "at_ms",
+						(json_int_t)sqlite3_column_int64(st, 1), "mahoso",
+						(const char *)sqlite3_column_text(st, 2)));
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		store_fail(s, st, rc, "listing the payments awaiting confirmation");
+		json_decref(list);
+		list = NULL;
+	}
+	store_stmt_done(st);
+	return list;
+}
+
 /* ---- the loader ------------------------------------------------------------ */
 
 #define ARENA_BLOCK (1u << 20)
@@ -121,6 +182,8 @@ struct arena_block {
 };
 
 struct store_pay_set {
+	sqlite3 *db;		/* the read-only connection, its snapshot still open */
+	sqlite3_stmt *describe; /* a dossier's agency and applicant */
 	struct rec_input in;
 	struct rec_tx *tx;
 	struct rec_fee *fee;
@@ -279,9 +342,8 @@ int store_pay_load(const char *path, int64_t from_day, int64_t to_day, struct st
 		*err = xasprintf("%s: %s", path, sqlite3_errmsg(db));
 		r = -EIO;
 	}
-	(void)sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 out:
-	sqlite3_close(db);
+	set->db = db;
 	if (r < 0) {
 		store_pay_set_free(set);
 		return r;
@@ -298,10 +360,42 @@ const struct rec_input *store_pay_input(const struct store_pay_set *set)
 	return set ? &set->in : NULL;
 }
 
+int store_pay_describe(struct store_pay_set *set, const char *mahoso, const char **agency,
+		       const char **applicant)
+{
+	static const char sql[] = "SELECT agency, json_extract(header, "
+				  "'$.DinhDanhCHS[0].SoDinhDanh') FROM dossiers WHERE mahoso = ?1";
+	*agency = *applicant = NULL;
+	if (!set || !set->db || !mahoso)
+		return -EINVAL;
+	int rc = set->describe ? SQLITE_OK
+			       : sqlite3_prepare_v2(set->db, sql, -1, &set->describe, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(set->describe, 1, mahoso, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(set->describe);
+	if (rc == SQLITE_ROW) {
+		*agency = col_text(set, set->describe, 0);
+		*applicant = col_text(set, set->describe, 1);
+		rc = SQLITE_DONE;
+	}
+	if (set->describe) {
+		sqlite3_reset(set->describe);
+		sqlite3_clear_bindings(set->describe);
+	}
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
 void store_pay_set_free(struct store_pay_set *set)
 {
 	if (!set)
 		return;
+	sqlite3_finalize(set->describe);
+	if (set->db) {
+		/* ends the snapshot (read only: nothing to keep) */
+		(void)sqlite3_exec(set->db, "COMMIT", NULL, NULL, NULL);
+		sqlite3_close(set->db);
+	}
 	while (set->blocks) {
 		struct arena_block *b = set->blocks;
 		set->blocks = b->next;

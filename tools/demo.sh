@@ -34,7 +34,12 @@ url="http://127.0.0.1:$port"
 
 printf 'secret\n' >"$dir/adapter.password"
 printf 'provincial-secret-token\n' >"$dir/province.token"
-chmod 600 "$dir/adapter.password" "$dir/province.token"
+printf 'paygov-secret-token\n' >"$dir/paygov.token"
+printf 'paygov-partner-key\n' >"$dir/paygov.key"
+chmod 600 "$dir/adapter.password" "$dir/province.token" "$dir/paygov.token" "$dir/paygov.key"
+# the office's reports outlive the demo: open the HTML page afterwards
+reports=$bin/demo-reports
+mkdir -p "$reports"
 mkdir -p "$dir/inbox"
 cat >"$dir/lienthong.conf" <<CONF
 # Demo configuration written by tools/demo.sh.
@@ -108,6 +113,25 @@ target = portal
 interval = 1s
 run_at_start = true
 deadline_interval = 2s
+
+# The payment flow: the generated day's online fee payments on the national
+# payment platform (simulated, with seeded discrepancies of every kind),
+# reconciled against the provincial fee records and what the portal was
+# sent. Started by hand below, once the dossiers are on the portal.
+[connector.paygov]
+type = paygov
+url = $url/paygov
+token = $dir/paygov.token
+partner = HUNGYEN
+key = $dir/paygov.key
+
+[flow.payment]
+platform = paygov
+fees = province
+days = 4
+today = true
+interval = 1d
+reports_dir = $reports
 CONF
 
 echo "== the dossier files waiting in the drop folder"
@@ -129,7 +153,7 @@ wait_for "$dir/control.sock" 10
 ctl() { "$bin/lienthongctl" --socket "$dir/control.sock" "$@"; }
 
 passes_done() { # every flow has ended one pass; the dossier flow, which runs on, is caught up
-	ctl --json status | jq -e '[.flows[] | select(.type != "dossier") | .runs_ok + .runs_failed] | all(. >= 1)' >/dev/null 2>&1 &&
+	ctl --json status | jq -e '[.flows[] | select(.type != "dossier" and .type != "payment") | .runs_ok + .runs_failed] | all(. >= 1)' >/dev/null 2>&1 &&
 		ctl --json status | jq -e '.flows[] | select(.type == "dossier") |
 			.detail.pass.caught_up and .detail.queue.depth == 0 and .detail.queue.rows_pending == 0 and .detail.pass.changes > 0' >/dev/null 2>&1 &&
 		ctl --json mismatches --kind dossier.overdue --limit 1 | jq -e '.mismatches | length > 0' >/dev/null 2>&1
@@ -175,6 +199,27 @@ echo "== overdue dossiers: the province owes an apology letter (lienthongctl mis
 ctl --json mismatches --kind 'dossier.*' --limit 100000 |
 	jq -r '.mismatches | group_by(.kind) | .[] | "\(.[0].kind): \(length)"'
 ctl mismatches --kind dossier.overdue --limit 5
+echo
+echo "== payments: the days' online fees reconciled (lienthongctl run payment)"
+ctl run payment >/dev/null
+i=0
+while ! ctl --json status | jq -e '.flows[] | select(.type == "payment") | .runs_ok + .runs_failed >= 1' >/dev/null 2>&1; do
+	i=$((i + 1))
+	[ "$i" -gt 600 ] && { echo "demo: the payment pass did not finish" >&2; cat "$dir/daemon.log" >&2; exit 1; }
+	sleep 0.1
+done
+ctl --json status | jq -r '.flows[] | select(.type == "payment") | .last_summary'
+ctl --json mismatches --kind 'payment.*' --limit 100000 |
+	jq -r '.mismatches | group_by(.kind) | .[] | "\(.[0].kind): \(length)"'
+ctl mismatches --kind payment.amount_differs --limit 3
+from=$(TZ=Asia/Ho_Chi_Minh date -d '-4 day' +%F)
+to=$(TZ=Asia/Ho_Chi_Minh date +%F)
+echo
+echo "== the office's report of $from..$to (lienthongctl report payments --from $from --to $to)"
+ctl report payments --from "$from" --to "$to"
+html=$(ctl --json report payments --from "$from" --to "$to" --formats html | jq -r '.paths.html')
+echo
+echo "The HTML report: $html"
 echo
 echo "== stopping"
 kill -TERM "$d_pid"

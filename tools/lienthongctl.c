@@ -36,13 +36,15 @@
 
 #define CTL_DEFAULT_SOCKET     "/run/lienthong/control.sock"
 #define CTL_DEFAULT_TIMEOUT_MS 30000
-#define ERROR_WIDTH	       60   /* characters of an error shown in a table cell */
-#define OUT_WIDTH	       100  /* columns a table fits in when stdout is no terminal */
-#define USAGE_WIDTH	       32   /* a longer usage in help gets a line of its own */
-#define BLOCK_BYTES	       4096 /* of a raw record or a detail shown by `mismatch` */
-#define HISTORY_ROWS	       20   /* rows of a procedure's history shown */
-#define FIELDS_WIDTH	       26   /* of the changed fields in the procedures table */
-#define PRETTY_MARGIN	       6 /* a JSON value that fits the width less this stays on one line */
+/* report without --timeout: a year of a large province's payments */
+#define CTL_REPORT_TIMEOUT_MS (30 * 60 * 1000)
+#define ERROR_WIDTH	      60   /* characters of an error shown in a table cell */
+#define OUT_WIDTH	      100  /* columns a table fits in when stdout is no terminal */
+#define USAGE_WIDTH	      32   /* a longer usage in help gets a line of its own */
+#define BLOCK_BYTES	      4096 /* of a raw record or a detail shown by `mismatch` */
+#define HISTORY_ROWS	      20   /* rows of a procedure's history shown */
+#define FIELDS_WIDTH	      26   /* of the changed fields in the procedures table */
+#define PRETTY_MARGIN	      6 /* a JSON value that fits the width less this stays on one line */
 
 /* --iso: absolute times (UTC) in tables instead of "5m ago". */
 static bool opt_iso;
@@ -1869,6 +1871,55 @@ static void print_mismatch_state(json_t *r)
 	       jstr(r, "by"), note ? ": " : "", note ? note : "");
 }
 
+/* 1234567 -> "1.234.567", as the office writes numbers. */
+static char *grouped(json_int_t n)
+{
+	char digits[32], out[48];
+	size_t len = (size_t)snprintf(digits, sizeof(digits), "%lld", (long long)(n < 0 ? -n : n));
+	size_t o = 0;
+	if (n < 0)
+		out[o++] = '-';
+	for (size_t i = 0; i < len; i++) {
+		if (i && (len - i) % 3 == 0)
+			out[o++] = '.';
+		out[o++] = digits[i];
+	}
+	out[o] = '\0';
+	return xstrdup(out);
+}
+
+static void print_report(json_t *r)
+{
+	static const char *const head[] = {"CLASS", "COUNT", "AMOUNT (VND)"};
+	static const char *const order[] = {
+		"matched",	  "platform_only",	"local_only",
+		"amount_differs", "paid_twice",		"pending_too_long",
+		"bad_signature",  "portal_without_fee", "unknown_dossier"};
+	struct table t = {.ncols = LT_ARRAY_SIZE(head), .head = head};
+	json_t *in = json_object_get(r, "inputs"), *sum = json_object_get(r, "summary"), *v;
+	const char *k;
+	printf("payments %s..%s reconciled in %.2f s: %lld transactions, %lld fee records, %lld "
+	       "portal entries\n\n",
+	       jstr(r, "from"), jstr(r, "to"), json_number_value(json_object_get(r, "seconds")),
+	       (long long)json_integer_value(json_object_get(in, "platform")),
+	       (long long)json_integer_value(json_object_get(in, "provincial")),
+	       (long long)json_integer_value(json_object_get(in, "portal")));
+	for (size_t i = 0; i < LT_ARRAY_SIZE(order); i++) {
+		json_t *c = json_object_get(sum, order[i]);
+		if (!c)
+			continue;
+		char *row[] = {xstrdup(order[i]),
+			       grouped(json_integer_value(json_object_get(c, "count"))),
+			       grouped(json_integer_value(json_object_get(c, "amount")))};
+		table_row(&t, row);
+	}
+	table_fit(&t, 0, out_width(), 16);
+	table_print_free(&t);
+	printf("\nreports:\n");
+	json_object_foreach (json_object_get(r, "paths"), k, v)
+		printf("  %-5s %s\n", k, json_string_value(v));
+}
+
 /*
  * Text printers by command. A result without the member a printer needs (a
  * daemon of another version) is printed as JSON instead.
@@ -1903,6 +1954,7 @@ static const struct {
 	{"ack", print_mismatch_state, "state"},
 	{"resolve", print_mismatch_state, "state"},
 	{"waive", print_mismatch_state, "state"},
+	{"report", print_report, "summary"},
 };
 
 static void print_result(const char *cmd, json_t *result)
@@ -2235,6 +2287,7 @@ int main(int argc, char **argv)
 	};
 	const char *path = getenv("LIENTHONG_SOCKET");
 	int timeout_ms = CTL_DEFAULT_TIMEOUT_MS, opt, r;
+	bool timeout_set = false;
 	bool as_json = false;
 	json_t *args = NULL, *answer = NULL;
 	char *err = NULL;
@@ -2251,6 +2304,7 @@ int main(int argc, char **argv)
 		case 't':
 			if (!parse_timeout(optarg, &timeout_ms))
 				return usage_error("--timeout wants a positive number of seconds");
+			timeout_set = true;
 			break;
 		case 'h': usage_full(); return EXIT_OK;
 		case 'V':
@@ -2270,6 +2324,9 @@ int main(int argc, char **argv)
 	if (!args)
 		return EXIT_USAGE;
 
+	/* a report of a large range takes a while: the daemon answers when written */
+	if (!timeout_set && strcmp(cmd, "report") == 0)
+		timeout_ms = CTL_REPORT_TIMEOUT_MS;
 	r = ctl_client_call(path, cmd, args, timeout_ms, &answer, &err);
 	json_decref(args);
 	if (r < 0) {

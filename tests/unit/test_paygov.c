@@ -1495,7 +1495,8 @@ static void test_files(const struct simproc *s, const struct simday *d)
 			paygov_parse_list(text, len, fmt, &txs, &pr);
 			ok(json_array_size(txs) + json_array_size(pr) == d->n &&
 				   json_array_size(pr) > 0 && prob_line(pr, 0) > 0 &&
-				   has(prob_why(pr, 0), "not UTF-8"),
+				   has(prob_why(pr, 0), "not UTF-8") &&
+				   !json_object_get(json_array_get(pr, 0), "cut"),
 			   "%s file not UTF-8: %zu rows kept, %zu problems naming their line (%s)",
 			   fmts[f], json_array_size(txs), json_array_size(pr),
 			   prob_why(pr, 0) ? prob_why(pr, 0) : "-");
@@ -1515,8 +1516,10 @@ static void test_files(const struct simproc *s, const struct simday *d)
 				prefix &= !strcmp(ref_of(json_array_get(txs, i)),
 						  ref_of(json_array_get(d->items, i)));
 			ok(json_array_size(txs) > 0 && json_array_size(txs) < d->n && prefix &&
-				   json_array_size(pr) == 1 && has(prob_why(pr, 0), "cut"),
-			   "%s file cut in half: %zu rows before the cut kept, the cut named (%s)",
+				   json_array_size(pr) == 1 && has(prob_why(pr, 0), "cut") &&
+				   json_is_true(json_object_get(json_array_get(pr, 0), "cut")),
+			   "%s file cut in half: %zu rows before the cut kept, the cut named and "
+			   "flagged \"cut\" (%s)",
 			   fmts[f], json_array_size(txs), prob_why(pr, 0) ? prob_why(pr, 0) : "-");
 			json_decref(txs);
 			json_decref(pr);

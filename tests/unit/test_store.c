@@ -505,6 +505,30 @@ static void test_clear_unseen(struct store *s)
 	       "clearing again succeeds");
 	is_int(cleared, 0, "clearing again finds nothing more to close");
 
+	/* scoped: a pass that judged one day clears only that day's */
+	const char *skind = "payment.platform_only";
+	struct mismatch d1 = mm(skind, "ref-1", "Ngày 1", T0_MS);
+	struct mismatch d2 = mm(skind, "ref-2", "Ngày 2", T0_MS);
+	d1.scope = "2025-06-01";
+	d2.scope = "2025-06-02";
+	store_mismatch_upsert(s, &d1, NULL, &is_new);
+	store_mismatch_upsert(s, &d2, NULL, &is_new);
+	is_int(store_mismatch_clear_unseen_in(s, skind, "2025-06-02", T0_MS + 1000, T0_MS + 7000,
+					      &cleared),
+	       0, "clearing within a scope succeeds");
+	is_int(cleared, 1, "only the mismatch of that scope is cleared");
+	o = find_mm(s, skind, "ref-1");
+	is_str(json_string_value(json_object_get(o, "state")), "open",
+	       "the other day's mismatch, not looked at, stays open");
+	json_decref(o);
+	d2.seen_ms = T0_MS + 8000;
+	store_mismatch_upsert(s, &d2, NULL, &is_new);
+	ok(is_new, "seen again, the cleared one reopens");
+	is_int(store_mismatch_clear_unseen_in(s, skind, "2025-06-02", T0_MS + 8000, T0_MS + 9000,
+					      &cleared),
+	       0, "clearing the scope again");
+	is_int(cleared, 0, "a mismatch seen in this pass is not cleared");
+
 	json_t *c = store_mismatch_counts(s);
 	json_t *list = store_mismatch_list(s, NULL, NULL, 0);
 	long long total = 0;

@@ -182,7 +182,58 @@ static void test_puts_and_load(const char *path)
 	is_int(res.count[REC_PORTAL_WITHOUT_FEE], 1,
 	       "D1 paid online but the portal was told otherwise");
 	rec_free(&res);
+	const char *agency = "x", *applicant = "x";
+	is_int(store_pay_describe(set, "D1", &agency, &applicant), 0, "D1 is described");
+	ok(agency == NULL && applicant == NULL,
+	   "no agency or applicant id recorded for D1: both NULL, not empty texts");
+	is_int(store_pay_describe(set, "NOPE", &agency, &applicant), 0,
+	       "an unknown dossier is no error");
 	store_pay_set_free(set);
+
+	/* what still waits for a confirmation, for QUERY */
+	struct store_fee_record w = fee("W1", "D7", 70000, "CHO_XAC_NHAN", DAY2 + 8 * H);
+	store_fee_put(s, &w, DAY2 + 8 * H);
+	struct store_pay_tx pend = tx("W2", "D8", 80000, 3, DAY2 + 7 * H);
+	store_pay_tx_put(s, &pend, DAY2 + 7 * H);
+	struct store_fee_record w3 = fee("W3", "D9", 90000, "CHO_XAC_NHAN", DAY2 + 6 * H);
+	store_fee_put(s, &w3, DAY2 + 6 * H);
+	struct store_pay_tx done = tx("W3", "D9", 90000, 1, DAY2 + 6 * H);
+	store_pay_tx_put(s, &done, DAY2 + 9 * H);
+	json_t *pl = store_pay_pending(s, DAY2, DAY2 + 12 * H, 0);
+	ok(json_array_size(pl) == 2 &&
+		   !strcmp(json_string_value(json_object_get(json_array_get(pl, 0), "ref")),
+			   "W2") &&
+		   !strcmp(json_string_value(json_object_get(json_array_get(pl, 1), "ref")),
+			   "W1") &&
+		   !strcmp(json_string_value(json_object_get(json_array_get(pl, 1), "mahoso")),
+			   "D7"),
+	   "awaiting confirmation: the platform's pending W2 and the province's W1, oldest "
+	   "first, with their dossiers; not W3 (its success is known)");
+	json_decref(pl);
+	pl = store_pay_pending(s, DAY2 + 7 * H + 1, DAY2 + 12 * H, 0);
+	is_int(json_array_size(pl), 1, "the age window bounds it (W2 is older)");
+	json_decref(pl);
+	pl = store_pay_pending(s, DAY2, DAY2 + 12 * H, 1);
+	is_int(json_array_size(pl), 1, "and the limit");
+	json_decref(pl);
+
+	/* a day read whole again: what it no longer lists goes, QUERY answers stay */
+	struct store_pay_tx q = tx("Q1", "D1", 1, 4, DAY2 + 5 * H);
+	q.source = "query";
+	store_pay_tx_put(s, &q, DAY2);
+	struct store_pay_tx again = tx("R1", "D1", 530000, 1, DAY2 + 9 * H);
+	store_pay_tx_put(s, &again, DAY2 + 20 * H);
+	unsigned gone = 0;
+	is_int(store_pay_prune(s, false, 20250602, DAY2 + 20 * H, &gone), 0,
+	       "pruning a day's list");
+	r = store_pay_load(path, 20250602, 20250602, &set, &err);
+	in = store_pay_input(set);
+	ok(r == 0 && in->n_tx == 2 && gone == 4,
+	   "only R1 (seen again) and the QUERY answer Q1 remain of the day (%u removed)", gone);
+	store_pay_set_free(set);
+	is_int(store_pay_prune(s, true, 20250602, DAY2 + 20 * H, &gone), 0,
+	       "pruning a day's fee records");
+	ok(gone >= 3, "the records not seen again are removed (%u)", gone);
 
 	r = store_pay_load("/nonexistent/dir/x.db", 1, 2, &set, &err);
 	ok(r < 0 && err && strstr(err, "/nonexistent/dir/x.db"),
