@@ -59,7 +59,7 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 BINS := $(BUILD)/lienthongd $(BUILD)/lienthongctl $(BUILD)/lienthong-sim
 
-.PHONY: all deps check check-fast check-san unit system demo bench lint install clean tests
+.PHONY: all deps check check-fast check-san unit system demo bench bench-deps lint install clean tests
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -131,14 +131,17 @@ demo: deps
 	@$(MAKE) -j$(NPROC) --no-print-directory all
 	@BUILD=$(BUILD) sh tools/demo.sh
 
-bench: deps all
+bench-deps:
+	@sh tools/deps.sh bench
+
+bench: deps bench-deps all
 	@for b in bench/bench-*.sh; do BUILD=$(BUILD) sh $$b || exit 1; done
 
-bench-%: deps all
+bench-%: deps bench-deps all
 	@BUILD=$(BUILD) sh bench/bench-$*.sh
 
 # ---- lint ---------------------------------------------------------------
-LINT_SRCS = $(wildcard daemon/*.[ch] connectors/*.[ch] tools/*.c tools/sim/*.[ch] tests/unit/*.[ch] tests/plugins/*.c tests/helpers/*.c)
+LINT_SRCS = $(wildcard daemon/*.[ch] connectors/*.[ch] tools/*.c tools/sim/*.[ch] tests/unit/*.[ch] tests/plugins/*.c tests/helpers/*.c bench/*.c)
 # The unit file is verified on a copy pointing at build/lienthongd (verify
 # insists that ExecStart exists), with its exposure score checked too.
 lint: all

@@ -1306,17 +1306,19 @@ struct pg_op {
 	struct conn_later later;
 	paygov_query_cb query_done;
 	paygov_day_cb day_done;
+	paygov_page_cb day_page; /* day_pages: each page as it is judged */
 	void *ud;
 	json_t *answer; /* owned: the answer's parse by pg_json_classify */
 	char *msg;	/* a local answer (bad arguments) through the loop: CONN_FAIL */
 	/* query */
 	char *ma_tham_chieu;
 	/* day_list */
-	char day[11];	     /* YYYY-MM-DD */
-	char day_compact[9]; /* yyyyMMdd, what ThoiGianGD starts with */
-	char *cursor;	     /* of the page asked for */
-	unsigned page;	     /* the page asked for, from 1 */
-	struct pg_reader rd; /* every page's items so far */
+	char day[11];		     /* YYYY-MM-DD */
+	char day_compact[9];	     /* yyyyMMdd, what ThoiGianGD starts with */
+	char *cursor;		     /* of the page asked for */
+	unsigned page;		     /* the page asked for, from 1 */
+	struct pg_reader rd;	     /* every page's items so far (day_pages: this page's) */
+	size_t n_given, n_bad_given; /* day_pages: transactions, bad signatures handed over */
 	uint64_t start_us;
 };
 
@@ -1752,6 +1754,16 @@ fail:
 	return CONN_FAIL;
 }
 
+/* Problems of class bad_signature in problems. */
+static size_t pg_bad_signatures(const json_t *problems)
+{
+	size_t n = 0, i;
+	json_t *p;
+	json_array_foreach (problems, i, p)
+		n += strcmp(json_string_value(json_object_get(p, "class")), "bad_signature") == 0;
+	return n;
+}
+
 static void pg_page_done(const struct http_response *r, enum http_outcome o, const char *why,
 			 void *ud)
 {
@@ -1780,6 +1792,19 @@ static void pg_page_done(const struct http_response *r, enum http_outcome o, con
 		pg->pages++;
 		co = pg_page_take(op, &next, &what);
 	}
+	if (co == CONN_OK && op->day_page) {
+		/* the page goes to the flow now; the reader keeps only what it
+		 * needs across pages (the duplicates' index, the problem count) */
+		struct paygov_day pd = {.ngay = op->day,
+					.txs = op->rd.txs,
+					.problems = op->rd.problems,
+					.pages = op->page};
+		op->n_given += json_array_size(op->rd.txs);
+		op->n_bad_given += pg_bad_signatures(op->rd.problems);
+		op->day_page(c, &pd, op->ud);
+		json_array_clear(op->rd.txs);
+		json_array_clear(op->rd.problems);
+	}
 	if (co == CONN_OK && next) {
 		free(op->cursor);
 		op->cursor = next;
@@ -1798,17 +1823,14 @@ static void pg_page_done(const struct http_response *r, enum http_outcome o, con
 		free(what);
 	}
 	if (co == CONN_OK) {
-		size_t nbad = 0, i;
-		json_t *p;
+		size_t nbad, ntx;
 		pg_reader_finish(&op->rd);
 		rd = op->rd;
 		memset(&op->rd, 0, sizeof(op->rd));
-		json_array_foreach (rd.problems, i, p) {
-			nbad += strcmp(json_string_value(json_object_get(p, "class")),
-				       "bad_signature") == 0;
-		}
+		nbad = op->n_bad_given + pg_bad_signatures(rd.problems);
+		ntx = op->n_given + json_array_size(rd.txs);
 		pg->lists_ok++;
-		pg->list_txs += json_array_size(rd.txs);
+		pg->list_txs += ntx;
 		pg->list_problems += rd.n_problems;
 		pg->list_bad_signatures += nbad;
 		pg->list_read_ms = now_wall_ms();
@@ -1816,7 +1838,7 @@ static void pg_page_done(const struct http_response *r, enum http_outcome o, con
 		log_fields(nbad ? LOG_WARNING : LOG_INFO, PG_FIELDS(pg),
 			   "list of %s: %zu transactions, %zu problems (%zu bad signatures) in %u "
 			   "pages, %llu ms",
-			   op->day, json_array_size(rd.txs), rd.n_problems, nbad, op->page,
+			   op->day, ntx, rd.n_problems, nbad, op->page,
 			   (unsigned long long)((now_mono_us() - op->start_us) / 1000));
 	} else {
 		if (co == CONN_RETRY)
@@ -1837,7 +1859,8 @@ static void pg_page_done(const struct http_response *r, enum http_outcome o, con
 	free(msg);
 }
 
-static int pg_day_list(struct conn *c, const char *day, paygov_day_cb done, void *ud)
+static int pg_day_pages(struct conn *c, const char *day, paygov_page_cb page, paygov_day_cb done,
+			void *ud)
 {
 	const struct pg_opts *opt;
 	struct pg *pg;
@@ -1859,6 +1882,7 @@ static int pg_day_list(struct conn *c, const char *day, paygov_day_cb done, void
 	}
 	op = pg_op_new(pg);
 	op->day_done = done;
+	op->day_page = page;
 	op->ud = ud;
 	memcpy(op->day, day, 10);
 	memcpy(op->day_compact, day, 4);
@@ -1875,6 +1899,11 @@ static int pg_day_list(struct conn *c, const char *day, paygov_day_cb done, void
 	if (r < 0)
 		pg_op_free(op);
 	return r;
+}
+
+static int pg_day_list(struct conn *c, const char *day, paygov_day_cb done, void *ud)
+{
+	return pg_day_pages(c, day, NULL, done, ud);
 }
 
 static int pg_check(struct conn *c, const json_t *tx, char **why)
@@ -2001,6 +2030,7 @@ static int pg_init(struct conn *c, bool check_only, char **err)
 static const struct paygov_ops pg_ops = {
 	.query = pg_query,
 	.day_list = pg_day_list,
+	.day_pages = pg_day_pages,
 	.check_tx = pg_check,
 };
 

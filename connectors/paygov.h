@@ -222,6 +222,13 @@ struct paygov_day {
 typedef void (*paygov_day_cb)(struct conn *c, enum conn_outcome o, const struct paygov_day *day,
 			      const char *why, void *ud);
 
+/*
+ * One page of day_pages, as judged: txs and problems as for paygov_day but
+ * of this page only (duplicates are judged across the whole day); pages is
+ * the page's number from 1. Borrowed for the callback's duration.
+ */
+typedef void (*paygov_page_cb)(struct conn *c, const struct paygov_day *page, void *ud);
+
 struct paygov_ops {
 	/*
 	 * QUERY (payment-spec §2): POST {query_path} with a signed request
@@ -247,6 +254,18 @@ struct paygov_ops {
 	 * loop. Returns 0, or negative (nothing will be called).
 	 */
 	int (*day_list)(struct conn *c, const char *day, paygov_day_cb done, void *ud);
+	/*
+	 * The same read, handing each page over as it is judged (page, on the
+	 * loop, before the next page is asked for) instead of holding the
+	 * whole day: memory stays that of one page whatever the day's size.
+	 * done ends it as for day_list, its txs and problems holding only
+	 * what no page did (the count of problems past PAYGOV_MAX_PROBLEMS);
+	 * CONN_OK means every page was handed over and the day is whole.
+	 * After a failure the pages already handed over are a part of the
+	 * day, not the day.
+	 */
+	int (*day_pages)(struct conn *c, const char *day, paygov_page_cb page, paygov_day_cb done,
+			 void *ud);
 	/*
 	 * paygov_check_tx with the instance's key, for transactions read from
 	 * files (the key never leaves the connector). Returns as

@@ -176,6 +176,8 @@ static const struct conf_option prov_options[] = {
 struct prov_op {
 	struct conn_later later;
 	provincial_list_cb list_done;
+	provincial_list_cb page_cb; /* fee_pages: each page's records as read */
+	size_t n_given;		    /* fee_pages: records handed over */
 	conn_done_cb done;
 	provincial_changes_cb changes_done;
 	void *ud;
@@ -844,11 +846,18 @@ static void prov_fees_done(const struct http_response *r, enum http_outcome o, c
 		co = prov_changes_take(op, &items, &next, &has_more, &what);
 	}
 	if (co == CONN_OK) {
-		json_array_extend(op->records, items);
+		if (op->page_cb) {
+			/* the page goes to the flow now: memory stays one page */
+			op->n_given += json_array_size(items);
+			op->page_cb(c, CONN_OK, items, NULL, op->ud);
+		} else {
+			json_array_extend(op->records, items);
+		}
 		if (has_more && op->page >= (unsigned)opt->max_pages) {
 			co = CONN_FAIL;
 			what = xasprintf("more than max_pages (%lld) pages: %zu records read",
-					 (long long)opt->max_pages, json_array_size(op->records));
+					 (long long)opt->max_pages,
+					 op->n_given + json_array_size(op->records));
 		} else if (has_more) {
 			free(op->cursor);
 			op->cursor = next;
@@ -873,11 +882,11 @@ static void prov_fees_done(const struct http_response *r, enum http_outcome o, c
 	switch (co) {
 	case CONN_OK:
 		pv->fees_ok++;
-		pv->fees_records += json_array_size(op->records);
+		pv->fees_records += op->n_given + json_array_size(op->records);
 		pv->fees_read_ms = now_wall_ms();
 		records = json_incref(op->records);
 		log_fields(LOG_INFO, PROV_FIELDS(pv), "fee records of %s read: %zu in %u pages",
-			   op->day, json_array_size(records), op->page);
+			   op->day, op->n_given + json_array_size(records), op->page);
 		break;
 	case CONN_RETRY: pv->fees_retry++; break;
 	case CONN_FAIL: pv->fees_failed++; break;
@@ -902,7 +911,8 @@ static bool prov_day_ok(const char *s)
 	return true;
 }
 
-static int prov_fees(struct conn *c, const char *day, provincial_list_cb done, void *ud)
+static int prov_fee_pages(struct conn *c, const char *day, provincial_list_cb page,
+			  provincial_list_cb done, void *ud)
 {
 	struct prov *pv;
 	struct prov_op *op;
@@ -913,6 +923,7 @@ static int prov_fees(struct conn *c, const char *day, provincial_list_cb done, v
 	pv = c->priv;
 	op = prov_op_new(pv);
 	op->list_done = done;
+	op->page_cb = page;
 	op->ud = ud;
 	op->day = xstrdup(day);
 	op->cursor = xstrdup("");
@@ -922,6 +933,11 @@ static int prov_fees(struct conn *c, const char *day, provincial_list_cb done, v
 	if (rc < 0)
 		prov_op_free(op);
 	return rc;
+}
+
+static int prov_fees(struct conn *c, const char *day, provincial_list_cb done, void *ud)
+{
+	return prov_fee_pages(c, day, NULL, done, ud);
 }
 
 /* ---- status, lifecycle ------------------------------------------------ */
@@ -1078,6 +1094,7 @@ static const struct provincial_ops prov_ops = {
 	.procedure_put = prov_procedure_put,
 	.changes = prov_changes,
 	.fees = prov_fees,
+	.fee_pages = prov_fee_pages,
 };
 
 const struct connector conn_provincial = {

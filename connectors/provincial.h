@@ -77,6 +77,16 @@ struct provincial_ops {
 	 * is never reported in part. CONN_RETRY as for changes.
 	 */
 	int (*fees)(struct conn *c, const char *day, provincial_list_cb done, void *ud);
+	/*
+	 * The same read, handing each page's records to page (CONN_OK, on the
+	 * loop, before the next page is asked for) instead of holding the
+	 * day: done then ends it with the records no page gave (none) on
+	 * CONN_OK — every page was handed over, the day is whole — or with
+	 * the failure, after which the pages handed over are a part of the
+	 * day, not the day.
+	 */
+	int (*fee_pages)(struct conn *c, const char *day, provincial_list_cb page,
+			 provincial_list_cb done, void *ud);
 };
 
 extern const struct connector conn_provincial;

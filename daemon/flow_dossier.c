@@ -404,6 +404,8 @@ struct prepared {
 	json_t *problems; /* PREP_UNMAPPABLE */
 	json_t *notes;	  /* truncations, header's then row's */
 	int status;
+	int paid_online, fee_lines; /* the header's, for the payment flow */
+	char *applicant_id;
 	int64_t due_ms, changed_ms, seq;
 };
 
@@ -411,6 +413,7 @@ static void prepared_clear(struct prepared *c)
 {
 	free(c->mahoso);
 	free(c->agency);
+	free(c->applicant_id);
 	free(c->htext);
 	free(c->rtext);
 	free(c->raw);
@@ -456,6 +459,11 @@ static void change_prepare(const struct map_record *hmap, const struct map_recor
 	const char *agency = json_string_value(json_object_get(hdr, "DonViXuLy"));
 	c->agency = agency ? xstrdup(agency) : NULL;
 	c->status = (int)json_integer_value(json_object_get(hdr, "TrangThaiHoSo"));
+	c->paid_online = (int)json_integer_value(json_object_get(hdr, "DuocThanhToanTrucTuyen"));
+	c->fee_lines = (int)json_array_size(json_object_get(hdr, "DanhSachLePhi"));
+	const char *id = json_string_value(json_object_get(
+		json_array_get(json_object_get(hdr, "DinhDanhCHS"), 0), "SoDinhDanh"));
+	c->applicant_id = id ? xstrdup(id) : NULL;
 	c->due_ms = vn_time_ms(hdr, "NgayHenTra");
 	c->changed_ms = vn_time_ms(row, "ThoiDiemXuLy");
 	if (json_array_size(notes_h) || json_array_size(notes_p)) {
@@ -517,6 +525,10 @@ static int change_commit(struct dpass *p, struct store *s, struct dossier *df, s
 		.changed_ms = pc->changed_ms > 0 ? pc->changed_ms : now,
 		.seen_ms = now,
 		.seq = pc->seq,
+		.fees_known = true,
+		.paid_online = pc->paid_online,
+		.fee_lines = pc->fee_lines,
+		.applicant_id = pc->applicant_id,
 	};
 	if (only_if_newer) {
 		json_t *cur = NULL;

@@ -8,7 +8,8 @@
  * A pass, over the days of its plan (the `days` complete days before
  * today, and today so far when `today` is set), oldest first:
  *   1. LIST   the platform's transactions of the day: every page of the
- *             paygov connector's daily list, or, with list_files, the file
+ *             paygov connector's daily list, each page stored as it
+ *             arrives (memory stays one page), or, with list_files, the file
  *             giao-dich-YYYYMMDD.json or .csv dropped into a files
  *             connector's folder (read and judged row by row on the worker
  *             thread). Trusted transactions are stored; a row whose
@@ -16,8 +17,11 @@
  *             matcher calls it bad_signature and uses nothing of it); a
  *             malformed or duplicated row is a mismatch. A list that is
  *             incomplete (a cut file, a failed page) stores what it holds
- *             but does not count as the day's list.
- *   2. FEES   the provincial fee records of the day (provincial connector).
+ *             but does not count as the day's list. A list read whole
+ *             removes what the day held and it no longer lists, unless one
+ *             of its rows could not be read (that row may be one of them).
+ *   2. FEES   the provincial fee records of the day (provincial connector),
+ *             page by page the same way.
  *   3. QUERY  each payment attempt still waiting for a confirmation that
  *             was made between query_max_age and query_min_age ago is asked
  *             about (QUERY), `query_window` at a time; a trusted answer is
@@ -44,6 +48,7 @@
 #include "flow_payment.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +73,8 @@
 /* Most days one pass or one report covers. */
 #define PAY_MAX_DAYS 366
 #define DAY_MS	     86400000LL
+/* A dropped file's rows wait for another flow's open group: look again after. */
+#define PAY_ACK_RETRY_US 10000
 
 struct payment_opts {
 	char *platform;
@@ -148,6 +155,11 @@ static int64_t day_noon_ms(const char *text)
 	return ms + 12 * 3600 * 1000LL;
 }
 
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
 /* ---- the reconciliation job (worker thread) --------------------------------- */
 
 struct pay_pass;
@@ -167,15 +179,22 @@ struct rec_job {
 	/* out */
 	int r;
 	char *err;
-	json_t *result; /* the §5 document */
+	json_t *result;	 /* the §5 document: freed on the worker once written */
+	json_t *summary; /* its summary and inputs, for the loop */
+	json_t *inputs;
+	json_t *mismatches; /* daily: its items but matched ones, for the loop */
 	json_t *paths;
 	double seconds;
+	/* where the time went, for the log and the answer: load, match, the
+	 * items listed (described and explained), the files, the cleanup */
+	double phase_s[5];
 	/* who waits */
 	struct pay_pass *p; /* a pass (a ref), or NULL */
 	size_t day;	    /* a day of the pass: its mismatches are recorded */
 	bool daily;
 	struct ctl_later *later; /* an operator's report, or NULL */
-	struct payment *pay;	 /* the flow of an operator's report: done() runs before it goes */
+	struct payment *pay;	 /* its flow: done() runs before the flow goes */
+	char *field;		 /* "FLOW=name", for the log */
 };
 
 static const char *fee_state_text(enum rec_fee_state s)
@@ -213,29 +232,30 @@ static json_t *item_json(struct store_pay_set *set, const struct rec_input *in,
 	return o;
 }
 
-/* Counts and amounts per class: into summary, and into the day's entry of daily. */
-static void tally(json_t *summary, json_t *daily_by_day, const char *cls, const char *day,
-		  int64_t amount)
+/* Counts and amounts per class of a range, in total and per day (index from its first day). */
+struct tally {
+	size_t ndays;
+	int64_t first_day_no; /* days since the epoch, Asia/Ho_Chi_Minh */
+	int64_t (*count)[REC__COUNT], (*amount)[REC__COUNT];
+	int64_t total_count[REC__COUNT], total_amount[REC__COUNT];
+};
+
+/* Days since the epoch of wall ms, in Asia/Ho_Chi_Minh. */
+static int64_t day_no(int64_t ms)
 {
-	json_t *targets[2] = {summary, json_object_get(daily_by_day, day)};
-	if (!targets[1]) {
-		targets[1] = json_pack("{s:s}", "day", day);
-		json_object_set_new(daily_by_day, day, targets[1]);
-	}
-	for (int i = 0; i < 2; i++) {
-		json_t *c = json_object_get(targets[i], cls);
-		if (!c) {
-			c = json_pack("{s:I, s:I}", "count", (json_int_t)0, "amount",
-				      (json_int_t)0);
-			json_object_set_new(targets[i], cls, c);
-		}
-		json_object_set_new(
-			c, "count",
-			json_integer(json_integer_value(json_object_get(c, "count")) + 1));
-		json_object_set_new(
-			c, "amount",
-			json_integer(json_integer_value(json_object_get(c, "amount")) + amount));
-	}
+	int64_t v = ms + 7 * 3600 * 1000LL;
+	return v / DAY_MS - (v % DAY_MS < 0);
+}
+
+static json_t *class_counts(const int64_t *count, const int64_t *amount, bool all)
+{
+	json_t *o = json_object();
+	for (int c = 0; c < REC__COUNT; c++)
+		if (all || count[c])
+			json_object_set_new(o, rec_class_name((enum rec_class)c),
+					    json_pack("{s:I, s:I}", "count", (json_int_t)count[c],
+						      "amount", (json_int_t)amount[c]));
+	return o;
 }
 
 static void rec_job_run(void *ud)
@@ -246,65 +266,113 @@ static void rec_job_run(void *ud)
 	uint64_t t0 = now_mono_us();
 	int64_t from = store_pay_day(day_noon_ms(j->from)), to = store_pay_day(day_noon_ms(j->to));
 
+	uint64_t mark = t0;
+#define PHASE(i)                                                                                   \
+	do {                                                                                       \
+		uint64_t now_ = now_mono_us();                                                     \
+		j->phase_s[i] = (double)(now_ - mark) / 1e6;                                       \
+		mark = now_;                                                                       \
+	} while (0)
 	j->r = store_pay_load(j->store_path, from, to, &set, &j->err);
+	PHASE(0);
 	if (j->r < 0)
 		goto out;
 	struct rec_input in = *store_pay_input(set);
 	in.now_ms = j->now_ms;
 	in.pending_max_ms = j->pending_max_ms;
 	j->r = reconcile(&in, &res);
+	PHASE(1);
 	if (j->r < 0) {
 		j->err = xasprintf("cannot reconcile %s..%s: %s", j->from, j->to, strerror(-j->r));
 		goto out;
 	}
-	json_t *items = json_array(), *summary = json_object(), *by_day = json_object();
+	/* a day's index in the range: an item dated outside it (a record
+	 * stored under its day but timed just across midnight) counts on the
+	 * nearest day of the range */
+	struct tally ty = {.first_day_no = day_no(day_noon_ms(j->from))};
+	ty.ndays = (size_t)(day_no(day_noon_ms(j->to)) - ty.first_day_no + 1);
+	ty.count = xcalloc(ty.ndays, sizeof(*ty.count));
+	ty.amount = xcalloc(ty.ndays, sizeof(*ty.amount));
+	json_t *items = json_array();
 	bool all = j->formats & REPORT_INCLUDE_MATCHED;
 	for (size_t i = 0; i < res.n; i++) {
 		const struct rec_item *it = &res.items[i];
 		const struct rec_tx *t = it->tx != REC_NONE ? &in.tx[it->tx] : NULL;
 		const struct rec_fee *f = it->fee != REC_NONE ? &in.fee[it->fee] : NULL;
-		char day[11];
-		day_text(store_pay_day(t ? t->at_ms : f ? f->at_ms : j->now_ms), day);
-		tally(summary, by_day, rec_class_name(it->cls), day,
-		      t && t->verified ? t->amount
-		      : f	       ? f->amount
-				       : 0);
-		if (it->cls != REC_MATCHED || all)
+		int64_t d = day_no(t ? t->at_ms : f ? f->at_ms : j->now_ms) - ty.first_day_no;
+		size_t di = d < 0 ? 0 : (size_t)d >= ty.ndays ? ty.ndays - 1 : (size_t)d;
+		int64_t amount = t && t->verified ? t->amount : f ? f->amount : 0;
+		ty.count[di][it->cls]++;
+		ty.amount[di][it->cls] += amount;
+		ty.total_count[it->cls]++;
+		ty.total_amount[it->cls] += amount;
+		if (it->cls != REC_MATCHED || all) {
+			char day[11];
+			day_text(store_pay_day((ty.first_day_no + (int64_t)di) * DAY_MS), day);
 			json_array_append_new(items, item_json(set, &in, it, day));
+		}
 	}
+	/* every class in the summary, zero or not: the office sees what was checked */
+	json_t *summary = class_counts(ty.total_count, ty.total_amount, true);
 	json_t *daily = json_array();
-	const char *k;
-	json_t *v;
-	json_object_foreach (by_day, k, v)
-		json_array_append(daily, v);
-	json_decref(by_day);
+	for (size_t di = 0; di < ty.ndays; di++) {
+		char day[11];
+		int64_t n = 0;
+		for (int c = 0; c < REC__COUNT; c++)
+			n += ty.count[di][c];
+		if (!n)
+			continue;
+		day_text(store_pay_day((ty.first_day_no + (int64_t)di) * DAY_MS), day);
+		json_t *e = class_counts(ty.count[di], ty.amount[di], false);
+		json_object_set_new(e, "day", json_string(day));
+		json_array_append_new(daily, e);
+	}
+	free(ty.count);
+	free(ty.amount);
 	j->result = json_pack("{s:s, s:s, s:I, s:{s:I, s:I, s:I, s:O}, s:o, s:o, s:o}", "from",
 			      j->from, "to", j->to, "generated_ms", (json_int_t)j->now_ms, "inputs",
 			      "platform", (json_int_t)in.n_tx, "provincial", (json_int_t)in.n_fee,
 			      "portal", (json_int_t)in.n_portal, "sources", j->sources, "summary",
 			      summary, "daily", daily, "items", items);
-	/* every class in the summary, zero or not: the office sees what was checked */
-	for (int c = 0; c < REC__COUNT; c++)
-		if (!json_object_get(summary, rec_class_name((enum rec_class)c)))
-			json_object_set_new(summary, rec_class_name((enum rec_class)c),
-					    json_pack("{s:I, s:I}", "count", (json_int_t)0,
-						      "amount", (json_int_t)0));
+	PHASE(2);
 	if (j->formats & REPORT_ALL)
 		j->r = report_write_payments(j->result, j->reports_dir, j->formats, &j->paths,
 					     &j->err);
+	PHASE(3);
 out:
 	rec_free(&res);
 	store_pay_set_free(set);
+	if (j->result) {
+		/* what the loop needs; the rest (a million items, maybe) is freed
+		 * on this thread after the answer (rec_job_done), not on the loop */
+		json_t *it;
+		size_t i;
+		j->summary = json_incref(json_object_get(j->result, "summary"));
+		j->inputs = json_incref(json_object_get(j->result, "inputs"));
+		if (j->daily && j->r >= 0) {
+			j->mismatches = json_array();
+			json_array_foreach (json_object_get(j->result, "items"), i, it) {
+				if (strcmp(jstr(it, "class"), "matched") != 0)
+					json_array_append(j->mismatches, it);
+			}
+		}
+	}
+	PHASE(4);
+#undef PHASE
 	j->seconds = (double)(now_mono_us() - t0) / 1e6;
 }
 
 static void rec_job_free(struct rec_job *j)
 {
 	free(j->store_path);
+	free(j->field);
 	free(j->reports_dir);
 	free(j->err);
 	json_decref(j->sources);
 	json_decref(j->result);
+	json_decref(j->summary);
+	json_decref(j->inputs);
+	json_decref(j->mismatches);
 	json_decref(j->paths);
 	free(j);
 }
@@ -319,6 +387,7 @@ struct pay_day {
 	bool list_known, fees_known; /* held by the store (this pass or an earlier one) */
 	bool list_now, fees_now;     /* read whole in this pass */
 	bool matched;
+	size_t unreadable; /* rows of this pass's list that could not be read */
 };
 
 /* Rows of one read waiting to be written, PAY_GROUP_WRITES a turn. */
@@ -350,6 +419,7 @@ struct pay_pass {
 	json_t *pending;
 	size_t q_next, q_in_flight;
 	size_t to_clear; /* 1 + a day whose matching's mismatches are being written */
+	bool ack_wait;	 /* a file's rows wait for another flow's group to commit */
 	/* months done */
 	int64_t month_next; /* yyyymm01 of the next month to report, 0 none */
 	/* counts */
@@ -376,6 +446,7 @@ struct payment {
 #define PAY_FIELDS(p) ((const char *const[]){(p)->field, NULL})
 
 static void step_soon(struct payment *pay);
+static void step_later(struct payment *pay, uint64_t usec);
 
 static void batch_free(struct put_batch *b)
 {
@@ -451,12 +522,7 @@ static void queue_put(struct pay_pass *p, enum put_kind kind, json_t *rows, cons
 	p->puts_tail = b;
 }
 
-static const char *jstr(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
-/* Records a mismatch of kind "payment.<what>" seen in the day's scope. */
+/* Records a mismatch of kind "payment.<what>" seen in the day's scope; detail is stolen. */
 static void mismatch(struct pay_pass *p, const char *what, const char *key, const char *summary,
 		     json_t *detail, const char *agency, const char *dossier, const char *scope)
 {
@@ -480,6 +546,7 @@ static void mismatch(struct pay_pass *p, const char *what, const char *key, cons
 		log_fields(LOG_NOTICE, PAY_FIELDS(p->pay), "mismatch %s %s: %s", kind, key,
 			   summary);
 	p->n_mismatches++;
+	json_decref(detail);
 	free(dtext);
 }
 
@@ -567,7 +634,6 @@ static void put_item_mismatch(struct pay_pass *p, json_t *item, const char *scop
 				    json_string(report_mask_id(id, masked, sizeof(masked))));
 	char *summary = xasprintf("%s: %s", report_class_label(cls), jstr(item, "explanation"));
 	mismatch(p, cls, key, summary, detail, jstr(item, "agency"), mahoso, scope);
-	json_decref(detail);
 	free(summary);
 }
 
@@ -625,8 +691,14 @@ static bool write_some(struct pay_pass *p)
 		const char *scope = p->days[b->day].text;
 		if (b->kind == PUT_ACK) {
 			/* every row of the file before it is written: commit, then move
-			 * the file out of the drop folder (whole: done/; cut: failed/) */
+			 * the file out of the drop folder (whole: done/; cut: failed/),
+			 * but only once the rows are on disk: inside another flow's
+			 * open group, the commit waits for that group's */
 			group_commit(p);
+			if (pstore(p) && store_in_group(pstore(p))) {
+				p->ack_wait = true;
+				return false;
+			}
 			ack_file(p, b->source, json_is_true(json_array_get(b->rows, 0)));
 			p->puts = b->next_batch;
 			if (!p->puts)
@@ -702,6 +774,8 @@ static bool write_some(struct pay_pass *p)
 			}
 			case PUT_ACK: break; /* handled above */
 			}
+			/* released as written: a million rows never all wait to be freed at once */
+			json_array_set_new(b->rows, b->next - 1, json_null());
 			if (p->store_failed)
 				break;
 		}
@@ -750,15 +824,31 @@ static void day_save(struct pay_pass *p, struct pay_day *d)
 /* ---- LIST ------------------------------------------------------------------ */
 
 /* The rows of one day's list read whole (platform pages, or a file). */
-static bool take_list(struct pay_pass *p, json_t *txs, json_t *problems, const char *source)
+/* Writes everything queued now (a page handed over by a connector). */
+static void drain(struct pay_pass *p)
+{
+	while (p->puts && !p->store_failed && !p->ack_wait)
+		write_some(p);
+}
+
+/*
+ * Queues the rows of (a part of) a day's list: trusted transactions, rows
+ * that do not verify, and problems. Returns false when a problem says the
+ * rows from there on are unknown (a cut).
+ */
+static bool queue_list(struct pay_pass *p, json_t *txs, json_t *problems, const char *source)
 {
 	bool complete = true;
+	/* a row that could not be read may still be a payment the list holds:
+	 * after one, the day's stored rows are not pruned (see list_read) */
 	json_t *bad = json_array(), *other = json_array();
 	size_t i;
 	json_t *pb;
 	json_array_foreach (problems, i, pb) {
 		const char *cls = jstr(pb, "class");
 		json_array_append(cls && !strcmp(cls, "bad_signature") ? bad : other, pb);
+		if (cls && strcmp(cls, "malformed") == 0)
+			p->days[p->cur].unreadable++;
 		if (json_is_true(json_object_get(pb, "cut")))
 			complete = false;
 	}
@@ -767,9 +857,22 @@ static bool take_list(struct pay_pass *p, json_t *txs, json_t *problems, const c
 	queue_put(p, PUT_PROBLEM, other, source, p->cur);
 	json_decref(bad);
 	json_decref(other);
+	return complete;
+}
+
+/* The day's list was read to its end: whole unless cut. Returns complete. */
+static bool list_read(struct pay_pass *p, const char *source, bool complete)
+{
 	struct pay_day *d = &p->days[p->cur];
 	if (complete) {
-		queue_prune(p, false, source);
+		if (!d->unreadable)
+			queue_prune(p, false, source);
+		else
+			log_fields(
+				LOG_WARNING, PAY_FIELDS(p->pay),
+				"%s %s: %zu row%s could not be read: nothing stored of the day is "
+				"taken as gone",
+				source, d->text, d->unreadable, d->unreadable == 1 ? "" : "s");
 		d->list_now = d->list_known = true;
 	} else {
 		flow_result_note(&p->res, CONN_RETRY,
@@ -780,6 +883,17 @@ static bool take_list(struct pay_pass *p, json_t *txs, json_t *problems, const c
 	return complete;
 }
 
+/* A page of the platform's list: written now, so that memory stays one page. */
+static void on_list_page(struct conn *c, const struct paygov_day *page, void *ud)
+{
+	struct pay_pass *p = ud;
+	(void)c;
+	if (!p->pay)
+		return;
+	queue_list(p, page->txs, page->problems, "paygov");
+	drain(p);
+}
+
 static void on_day_list(struct conn *c, enum conn_outcome o, const struct paygov_day *day,
 			const char *why, void *ud)
 {
@@ -788,7 +902,7 @@ static void on_day_list(struct conn *c, enum conn_outcome o, const struct paygov
 	if (p->pay) {
 		conn_note(c, o, why);
 		if (o == CONN_OK)
-			take_list(p, day->txs, day->problems, "paygov");
+			list_read(p, "paygov", queue_list(p, day->txs, day->problems, "paygov"));
 		else
 			flow_result_note(&p->res, o, "list of %s: %s", p->days[p->cur].text,
 					 why ? why : conn_outcome_name(o));
@@ -868,7 +982,8 @@ static void file_job_done(void *ud, bool ran)
 		if (j->r < 0) {
 			flow_result_note(&p->res, CONN_RETRY, "%s", j->why);
 		} else {
-			bool whole = take_list(p, j->txs, j->problems, j->name);
+			bool whole =
+				list_read(p, j->name, queue_list(p, j->txs, j->problems, j->name));
 			json_t *flag = json_pack("[b]", whole);
 			queue_put(p, PUT_ACK, flag, j->name, p->cur);
 			json_decref(flag);
@@ -894,7 +1009,7 @@ static bool start_list(struct pay_pass *p)
 	if (!pay->files) {
 		const struct paygov_ops *ops = pay->platform->type->ext;
 		p->refs++;
-		if (ops->day_list(pay->platform, d->text, on_day_list, p) < 0) {
+		if (ops->day_pages(pay->platform, d->text, on_list_page, on_day_list, p) < 0) {
 			p->refs--;
 			flow_result_note(&p->res, CONN_FAIL, "cannot ask for the list of %s",
 					 d->text);
@@ -947,6 +1062,18 @@ static bool start_list(struct pay_pass *p)
 
 /* ---- FEES ----------------------------------------------------------------- */
 
+/* A page of the fee records: written now, so that memory stays one page. */
+static void on_fee_page(struct conn *c, enum conn_outcome o, json_t *records, const char *why,
+			void *ud)
+{
+	struct pay_pass *p = ud;
+	(void)c, (void)o, (void)why;
+	if (!p->pay)
+		return;
+	queue_put(p, PUT_FEE, records, "le-phi", p->cur);
+	drain(p);
+}
+
 static void on_fees(struct conn *c, enum conn_outcome o, json_t *records, const char *why, void *ud)
 {
 	struct pay_pass *p = ud;
@@ -972,7 +1099,7 @@ static bool start_fees(struct pay_pass *p)
 	struct payment *pay = p->pay;
 	const struct provincial_ops *ops = pay->fees->type->ext;
 	p->refs++;
-	if (ops->fees(pay->fees, p->days[p->cur].text, on_fees, p) < 0) {
+	if (ops->fee_pages(pay->fees, p->days[p->cur].text, on_fee_page, on_fees, p) < 0) {
 		p->refs--;
 		flow_result_note(&p->res, CONN_FAIL, "cannot ask for the fee records of %s",
 				 p->days[p->cur].text);
@@ -1068,7 +1195,9 @@ static struct rec_job *rec_job_new(struct payment *pay, const char *from, const 
 {
 	const struct payment_opts *o = pay->f->opts;
 	struct rec_job *j = xcalloc(1, sizeof(*j));
+	j->pay = pay;
 	j->store_path = xstrdup(pay->f->d->cfg->store.path);
+	j->field = xstrdup(pay->field);
 	snprintf(j->from, sizeof(j->from), "%s", from);
 	snprintf(j->to, sizeof(j->to), "%s", to);
 	j->now_ms = now_wall_ms();
@@ -1090,6 +1219,18 @@ static bool submit_rec(struct payment *pay, struct rec_job *j)
 	return false;
 }
 
+static void log_job(const struct rec_job *j, const char *what)
+{
+	log_fields(LOG_INFO, (const char *const[]){j->field, NULL},
+		   "%s %s..%s in %.2f s (load %.2f, match %.2f, items %.2f, files %.2f, cleanup "
+		   "%.2f): %lld transactions, %lld fee records, %lld portal entries",
+		   what, j->from, j->to, j->seconds, j->phase_s[0], j->phase_s[1], j->phase_s[2],
+		   j->phase_s[3], j->phase_s[4],
+		   (long long)json_integer_value(json_object_get(j->inputs, "platform")),
+		   (long long)json_integer_value(json_object_get(j->inputs, "provincial")),
+		   (long long)json_integer_value(json_object_get(j->inputs, "portal")));
+}
+
 static void note_report(struct pay_pass *p, struct rec_job *j)
 {
 	if (j->r < 0) {
@@ -1098,19 +1239,31 @@ static void note_report(struct pay_pass *p, struct rec_job *j)
 		return;
 	}
 	p->n_reports++;
-	log_fields(LOG_INFO, PAY_FIELDS(p->pay),
-		   "reconciled %s..%s in %.2f s: %lld transactions, %lld fee records", j->from,
-		   j->to, j->seconds,
-		   (long long)json_integer_value(
-			   json_object_get(json_object_get(j->result, "inputs"), "platform")),
-		   (long long)json_integer_value(
-			   json_object_get(json_object_get(j->result, "inputs"), "provincial")));
+	log_job(j, "reconciled");
+}
+
+static void json_job_free(void *ud)
+{
+	json_decref(ud);
+	/* a million items freed leave the heap holed: give it back now, so
+	 * that the next report starts from the daemon's own size */
+	malloc_trim(0);
+}
+
+static void json_job_freed(void *ud, bool ran)
+{
+	if (!ran)
+		json_decref(ud);
 }
 
 static void rec_job_done(void *ud, bool ran)
 {
 	struct rec_job *j = ud;
 	struct pay_pass *p = j->p;
+	/* the result's items go back to the worker to be freed after this */
+	if (ran && j->result && j->pay->worker &&
+	    worker_submit(j->pay->worker, json_job_free, json_job_freed, j->result) == 0)
+		j->result = NULL;
 	if (j->later) {
 		j->pay->reports_pending--;
 		if (!ran) {
@@ -1120,10 +1273,13 @@ static void rec_job_done(void *ud, bool ran)
 			ctl_later_done(j->later, j->r, NULL, j->err);
 		} else {
 			json_t *res = json_pack(
-				"{s:s, s:s, s:O, s:O, s:O, s:f}", "from", j->from, "to", j->to,
-				"paths", j->paths ? j->paths : json_object(), "summary",
-				json_object_get(j->result, "summary"), "inputs",
-				json_object_get(j->result, "inputs"), "seconds", j->seconds);
+				"{s:s, s:s, s:o, s:O, s:O, s:f, s:{s:f, s:f, s:f, s:f, s:f}}",
+				"from", j->from, "to", j->to, "paths",
+				j->paths ? json_incref(j->paths) : json_object(), "summary",
+				j->summary, "inputs", j->inputs, "seconds", j->seconds, "phases_s",
+				"load", j->phase_s[0], "match", j->phase_s[1], "items",
+				j->phase_s[2], "files", j->phase_s[3], "cleanup", j->phase_s[4]);
+			log_job(j, "report written:");
 			ctl_later_done(j->later, 0, res, NULL);
 		}
 	}
@@ -1135,7 +1291,7 @@ static void rec_job_done(void *ud, bool ran)
 				struct pay_day *d = &p->days[j->day];
 				d->matched = true;
 				p->n_days_matched++;
-				json_t *s = json_object_get(j->result, "summary");
+				json_t *s = j->summary;
 				for (int c = 0; c < REC__COUNT; c++)
 					p->count[c] += (size_t)json_integer_value(json_object_get(
 						json_object_get(s,
@@ -1144,17 +1300,8 @@ static void rec_job_done(void *ud, bool ran)
 				json_decref(p->pay->last_summary);
 				p->pay->last_summary =
 					json_pack("{s:s, s:O}", "day", d->text, "summary", s);
-				/* the day's mismatches, then what it no longer has */
-				json_t *items = json_object_get(j->result, "items"),
-				       *mm = json_array();
-				size_t i;
-				json_t *it;
-				json_array_foreach (items, i, it)
-					if (strcmp(jstr(it, "class"), "matched") != 0)
-						json_array_append(mm, it);
-				queue_put(p, PUT_MISMATCH, mm, NULL, j->day);
-				json_decref(mm);
-				/* once they are written, what the day no longer has */
+				/* the day's mismatches; once written, what it no longer has */
+				queue_put(p, PUT_MISMATCH, j->mismatches, NULL, j->day);
 				p->to_clear = j->day + 1;
 			}
 		}
@@ -1284,7 +1431,12 @@ static int on_step(sd_event_source *s, void *userdata)
 		return 0;
 	if (p->puts && !p->store_failed) {
 		if (!write_some(p)) {
-			step_soon(pay);
+			if (p->ack_wait) {
+				p->ack_wait = false;
+				step_later(pay, PAY_ACK_RETRY_US);
+			} else {
+				step_soon(pay);
+			}
 			return 0;
 		}
 	}
@@ -1380,6 +1532,24 @@ static void step_soon(struct payment *pay)
 		return;
 	if (sd_event_add_defer(pay->f->d->ev, &pay->step, on_step, pay) < 0)
 		pay->step = NULL;
+}
+
+static int on_step_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)usec;
+	return on_step(s, userdata);
+}
+
+/* The next turn in usec (waiting for another flow's group to commit). */
+static void step_later(struct payment *pay, uint64_t usec)
+{
+	if (!pay || pay->step)
+		return;
+	if (sd_event_add_time_relative(pay->f->d->ev, &pay->step, CLOCK_MONOTONIC, usec, 1000,
+				       on_step_timer, pay) < 0) {
+		pay->step = NULL;
+		step_soon(pay);
+	}
 }
 
 /* ---- flow type ---------------------------------------------------------------- */
@@ -1558,7 +1728,6 @@ int flow_payment_report(struct flow *f, const char *from, const char *to, unsign
 	}
 	struct rec_job *j = rec_job_new(pay, from, to, formats ? formats : pay->formats);
 	j->later = later;
-	j->pay = pay;
 	pay->reports_pending++;
 	submit_rec(pay, j);
 	return 0;

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -2092,6 +2093,25 @@ static const struct fmt {
 	{REPORT_JSON, "json", write_json},
 };
 
+/* One format being written, on a thread of its own. */
+struct writer {
+	const struct rep *r;
+	struct tfile *t;
+	int (*write)(const struct rep *r, struct tfile *t);
+	pthread_t thread;
+	bool started;
+	int rc;
+};
+
+static void *writer_run(void *ud)
+{
+	struct writer *w = ud;
+	w->rc = w->write(w->r, w->t);
+	if (!w->rc)
+		w->rc = tfile_sync(w->t);
+	return NULL;
+}
+
 int report_write_payments(const json_t *result, const char *dir, unsigned formats, json_t **paths,
 			  char **err)
 {
@@ -2127,20 +2147,37 @@ int report_write_payments(const json_t *result, const char *dir, unsigned format
 	snprintf(base, sizeof(base), FILE_PREFIX "_%.4s%.2s%.2s_%.4s%.2s%.2s", from, from + 5,
 		 from + 8, to, to + 5, to + 8);
 
+	/* The formats are written at once, a thread each: they only read the
+	 * prepared result (struct rep and the borrowed JSON), each writes its
+	 * own file. A thread that cannot be had writes its format here. */
+	struct writer w[LT_ARRAY_SIZE(fmts)];
+	memset(w, 0, sizeof(w));
 	for (size_t i = 0; i < LT_ARRAY_SIZE(fmts); i++) {
 		if (!(formats & fmts[i].bit))
 			continue;
 		char name[80];
 		snprintf(name, sizeof(name), "%s.%s", base, fmts[i].ext);
 		if ((rc = tfile_open(&t[i], dir, name, &msg)))
-			goto out;
-		if ((rc = fmts[i].write(&r, &t[i])) || (rc = tfile_sync(&t[i]))) {
-			msg = xasprintf("writing %s: %s%s", t[i].path, strerror(-rc),
-					rc == -EFBIG && fmts[i].bit == REPORT_XLSX
-						? " (no part of an XLSX may pass 4 GiB)"
-						: "");
-			goto out;
-		}
+			break; /* the writers already started are joined first */
+		w[i] = (struct writer){.r = &r, .t = &t[i], .write = fmts[i].write};
+		w[i].started = pthread_create(&w[i].thread, NULL, writer_run, &w[i]) == 0;
+		if (!w[i].started)
+			writer_run(&w[i]);
+	}
+	for (size_t i = 0; i < LT_ARRAY_SIZE(fmts); i++)
+		if (w[i].started)
+			pthread_join(w[i].thread, NULL);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < LT_ARRAY_SIZE(fmts); i++) {
+		if (!w[i].rc)
+			continue;
+		rc = w[i].rc;
+		msg = xasprintf("writing %s: %s%s", t[i].path, strerror(-rc),
+				rc == -EFBIG && fmts[i].bit == REPORT_XLSX
+					? " (no part of an XLSX may pass 4 GiB)"
+					: "");
+		goto out;
 	}
 	/* Every file is complete and durable under its temporary name: publish. */
 	for (size_t i = 0; i < LT_ARRAY_SIZE(t); i++) {

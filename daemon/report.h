@@ -36,7 +36,9 @@
  * number format #,##0 "₫"; the HTML shows "1.234.567 ₫". Dates are shown
  * as dd/mm/yyyy (text in the XLSX).
  *
- * The functions touch no global state and may run on a worker thread.
+ * The functions touch no global state and may run on a worker thread;
+ * report_write_payments() writes the formats asked for at once, a thread
+ * each, and returns when all are written.
  */
 #ifndef LT_REPORT_H
 #define LT_REPORT_H

@@ -501,6 +501,50 @@ static const struct migration migrations[] = {
 		 */
 		"ALTER TABLE mismatches ADD COLUMN scope TEXT;\n",
 	},
+	{
+		"payments: what the reconciliation reads, narrow (the portal's facts, covering "
+		"day indexes)",
+		/*
+		 * DuocThanhToanTrucTuyen and the number of DanhSachLePhi entries
+		 * of the latest header, written with it: the payment flow reads
+		 * them for every dossier paid online, which json_extract of a
+		 * 1.3 KB header made 3 s of a million-payment reconciliation.
+		 * NULL for headers stored before (the loader then reads the JSON).
+		 */
+		"ALTER TABLE dossiers ADD COLUMN paid_online INTEGER;\n"
+		"ALTER TABLE dossiers ADD COLUMN fee_lines INTEGER;\n"
+		"ALTER TABLE dossiers ADD COLUMN applicant_id TEXT;\n"
+		/*
+		 * What the portal acknowledged, narrow: one short row per dossier
+		 * whose header the portal acknowledged, written with the
+		 * acknowledgement. The reconciliation probes it once per
+		 * successful payment; probing the dossiers (1.3 KB rows, two
+		 * b-trees, the JSON) made that 2.75 s of a million, this ~1.5 s, shared by
+		 * two threads.
+		 */
+		"CREATE TABLE portal_fees (\n"
+		"	mahoso TEXT PRIMARY KEY,\n"
+		"	paid_online INTEGER NOT NULL,\n"
+		"	fee_lines INTEGER NOT NULL\n"
+		") WITHOUT ROWID;\n"
+		"INSERT INTO portal_fees (mahoso, paid_online, fee_lines) SELECT mahoso, "
+		"coalesce(json_extract(header, '$.DuocThanhToanTrucTuyen'), 0), "
+		"coalesce(json_array_length(header, '$.DanhSachLePhi'), 0) FROM dossiers "
+		"WHERE header_sent_version > 0 AND header IS NOT NULL;\n"
+		/*
+		 * The day indexes hold what the reconciliation reads, so that a
+		 * day's million rows are read from the index alone (130 bytes a
+		 * row) and not from the rows with their raw text (500 bytes):
+		 * 0.27 s instead of 0.74 s a million. Writing them costs the same
+		 * number of index writes as the day-only indexes they replace.
+		 */
+		"DROP INDEX pay_tx_by_day;\n"
+		"CREATE INDEX pay_tx_by_day ON pay_tx (day, id, ref, txid, mahoso, amount, state, "
+		"at_ms, verified);\n"
+		"DROP INDEX fee_records_by_day;\n"
+		"CREATE INDEX fee_records_by_day ON fee_records (day, id, ref, mahoso, amount, "
+		"state, method, at_ms);\n",
+	},
 };
 
 #define STORE_SCHEMA_VERSION ((int)LT_ARRAY_SIZE(migrations))
@@ -1488,6 +1532,11 @@ int store_begin(struct store *s)
 	s->depth = 1;
 	s->tx_err = 0;
 	return 0;
+}
+
+bool store_in_group(const struct store *s)
+{
+	return s && s->depth > 0;
 }
 
 int store_commit(struct store *s)

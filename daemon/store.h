@@ -59,6 +59,13 @@ int64_t store_size_bytes(const struct store *s);
  */
 int store_begin(struct store *s);
 int store_commit(struct store *s);
+/*
+ * Whether a group is open on the loop's connection (another flow's, between
+ * two of its steps): a commit made inside it is durable only once that
+ * group commits. A flow that must act only on durable writes (move a file
+ * away) waits until this is false right after its own commit.
+ */
+bool store_in_group(const struct store *s);
 void store_rollback(struct store *s);
 
 /* Cursors: a named position in a source (e.g. "provincial.dossiers"). */
@@ -276,6 +283,12 @@ struct store_outbox_change {
 	int64_t changed_ms; /* when the change happened at the province (thoiDiem) */
 	int64_t seen_ms;    /* when the daemon read it: orders the queue */
 	int64_t seq;	    /* the feed's seq of the change */
+	/* The header's DuocThanhToanTrucTuyen, number of DanhSachLePhi entries
+	 * and applicant id (DinhDanhCHS, or NULL), when fees_known: the payment
+	 * flow reads them; otherwise it reads the header's JSON. */
+	bool fees_known;
+	int paid_online, fee_lines;
+	const char *applicant_id;
 };
 
 /* A set of progress row ids (borrowed). Order and repeats do not matter. */
@@ -574,11 +587,13 @@ json_t *store_pay_pending(struct store *s, int64_t from_ms, int64_t to_ms, unsig
 int64_t store_pay_day(int64_t wall_ms);
 
 /*
- * What one reconciliation reads, loaded from the store file at path on a
- * read-only connection of its own (a consistent snapshot; any thread): the
- * transactions and fee records of days from..to (yyyymmdd), and for their
- * dossiers what the portal was sent (the latest header of those the portal
- * acknowledged a header of). in is ready for reconcile(); its strings live
+ * What one reconciliation reads, loaded from the store file at path on
+ * read-only connections of its own (any thread): the transactions and fee
+ * records of days from..to (yyyymmdd), in one snapshot, and, for the
+ * dossiers of their successful payments, what the portal acknowledged
+ * (portal_fees), probed at the same time on a second connection and
+ * thread as the successful payments are read.
+ * in is ready for reconcile(); its strings live
  * in the set, whose snapshot stays open until store_pay_set_free() (the
  * reports' descriptions of dossiers read the same state). Returns 0 with
  * *out, or -errno with *err (caller frees).
@@ -592,9 +607,10 @@ const struct rec_input *store_pay_input(const struct store_pay_set *set);
 /*
  * What the set's snapshot knows of dossier mahoso, for the office's
  * reports: its agency (the unit that processes it) and the applicant's
- * identifier as last sent to the portal (DinhDanhCHS), each NULL when
- * unknown; the strings live in the set. Same thread as the load. Returns
- * 0 (also for an unknown dossier), or -EIO.
+ * identifier (DinhDanhCHS) of its latest header; each NULL when unknown;
+ * the strings live in the set.
+ * Same thread as the load. Returns 0 (also for an unknown dossier), or
+ * -EIO.
  */
 int store_pay_describe(struct store_pay_set *set, const char *mahoso, const char **agency,
 		       const char **applicant);

@@ -61,7 +61,9 @@
 static const char *const ob_sql[STO__COUNT] = {
 	/*
 	 * ?1 mahoso ?2 agency ?3 header ?4 status ?5 due ?6 changed ?7 seen
-	 * ?8 the progress row or NULL. The VALUES are those of a new dossier;
+	 * ?8 the progress row or NULL ?9 ?10 ?11 the header's payment facts and
+	 * applicant id, or NULL.
+	 * The VALUES are those of a new dossier;
 	 * an existing one takes the deltas from them (excluded.*). A row that
 	 * is not JSON makes rows_pending NULL, which NOT NULL refuses: this
 	 * statement is the one that refuses a change (see enqueue).
@@ -70,10 +72,11 @@ static const char *const ob_sql[STO__COUNT] = {
 		"INSERT INTO dossiers (mahoso, has_work, state, next_attempt_ms, work_since_ms, "
 		"header_version, header_sent_version, rows_pending, rows_sending, portal_state, "
 		"attempts, status, due_ms, finished_ms, received_ms, changed_ms, updated_ms, "
-		"agency, header) VALUES (?1, ?3 IS NOT NULL OR ?8 IS NOT NULL, 'active', ?7, "
-		"iif(?3 IS NOT NULL OR ?8 IS NOT NULL, ?7, NULL), ?3 IS NOT NULL, 0, "
-		"iif(?8 IS NULL, 0, iif(json_valid(?8), 1, NULL)), 0, 'unknown', 0, ?4, ?5, "
-		"iif(?4 IN (3, 7, 9, 10), ?6, NULL), ?7, ?6, ?7, ?2, ?3) "
+		"agency, header, paid_online, fee_lines, applicant_id) VALUES (?1, ?3 IS NOT NULL "
+		"OR ?8 IS NOT "
+		"NULL, 'active', ?7, iif(?3 IS NOT NULL OR ?8 IS NOT NULL, ?7, NULL), ?3 IS NOT "
+		"NULL, 0, iif(?8 IS NULL, 0, iif(json_valid(?8), 1, NULL)), 0, 'unknown', 0, ?4, "
+		"?5, iif(?4 IN (3, 7, 9, 10), ?6, NULL), ?7, ?6, ?7, ?2, ?3, ?9, ?10, ?11) "
 		"ON CONFLICT (mahoso) DO UPDATE SET "
 		"has_work = has_work OR excluded.has_work, "
 		"work_since_ms = iif(has_work, work_since_ms, excluded.work_since_ms), "
@@ -86,7 +89,10 @@ static const char *const ob_sql[STO__COUNT] = {
 		"finished_ms = coalesce(finished_ms, excluded.finished_ms), "
 		"changed_ms = excluded.changed_ms, updated_ms = excluded.updated_ms, "
 		"agency = coalesce(excluded.agency, agency), "
-		"header = coalesce(excluded.header, header)",
+		"header = coalesce(excluded.header, header), "
+		"paid_online = iif(excluded.header IS NULL, paid_online, excluded.paid_online), "
+		"fee_lines = iif(excluded.header IS NULL, fee_lines, excluded.fee_lines), "
+		"applicant_id = iif(excluded.header IS NULL, applicant_id, excluded.applicant_id)",
 	/* ?5 header version of the change (NULL: none) ?6 status */
 	[STO_ROW_ADD] = "INSERT INTO progress (dossier_id, seq, state, created_ms, row, "
 			"header_version, status) VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6)",
@@ -146,6 +152,14 @@ static const char *const ob_sql[STO__COUNT] = {
 		"work_since_ms = iif(header_version > max(header_sent_version, ?2) OR "
 		"rows_pending > 0, coalesce(work_since_ms, ?3), NULL), updated_ms = ?3 "
 		"WHERE mahoso = ?1 AND ?2 BETWEEN 1 AND header_version",
+	/* the payment facts of the header the portal now has (portal_fees) */
+	[STO_PORTAL_FEES] =
+		"INSERT INTO portal_fees (mahoso, paid_online, fee_lines) SELECT mahoso, "
+		"coalesce(paid_online, json_extract(header, '$.DuocThanhToanTrucTuyen'), 0), "
+		"coalesce(fee_lines, json_array_length(header, '$.DanhSachLePhi'), 0) FROM "
+		"dossiers WHERE mahoso = ?1 AND header IS NOT NULL ON CONFLICT (mahoso) DO UPDATE "
+		"SET paid_online = excluded.paid_online, fee_lines = excluded.fee_lines",
+	[STO_PORTAL_FEES_GONE] = "DELETE FROM portal_fees WHERE mahoso = ?1",
 	[STO_FIND] = "SELECT id, header_version FROM dossiers WHERE mahoso = ?1",
 	[STO_PORTAL_STATE] =
 		"UPDATE dossiers SET portal_state = ?2, "
@@ -695,6 +709,14 @@ int store_outbox_enqueue(struct store *s, const struct store_outbox_change *c, i
 		rc = sqlite3_bind_int64(st, 7, c->seen_ms);
 	if (rc == SQLITE_OK)
 		rc = bind_text(st, 8, c->row);
+	if (rc == SQLITE_OK)
+		rc = c->header && c->fees_known ? sqlite3_bind_int(st, 9, c->paid_online)
+						: sqlite3_bind_null(st, 9);
+	if (rc == SQLITE_OK)
+		rc = c->header && c->fees_known ? sqlite3_bind_int(st, 10, c->fee_lines)
+						: sqlite3_bind_null(st, 10);
+	if (rc == SQLITE_OK)
+		rc = bind_text(st, 11, c->header && c->fees_known ? c->applicant_id : NULL);
 	r = step_all(s, st, rc, op, NULL, NULL, 0);
 	if (r < 0)
 		goto out;
@@ -926,6 +948,8 @@ int store_outbox_header_acked(struct store *s, const char *mahoso, int64_t versi
 	r = step_all(s, st, rc, op, NULL, NULL, 0);
 	if (r == 0)
 		found = sqlite3_changes(s->db) > 0;
+	if (r == 0 && found)
+		r = ob_exec(s, STO_PORTAL_FEES, op, "t", mahoso);
 	if (r == 0)
 		r = dossier_find(s, mahoso, got, 2, op);
 	if (r == 0 && !found) {
@@ -952,10 +976,16 @@ int store_outbox_portal_state(struct store *s, const char *mahoso, const char *s
 		r = store_write_check(s);
 	if (r < 0)
 		return r;
+	r = store_op_begin(s, op);
+	if (r < 0)
+		return r;
 	r = ob_exec(s, STO_PORTAL_STATE, op, "tti", mahoso, state, now_ms);
 	if (r == 0 && sqlite3_changes(s->db) == 0)
 		r = 1;
-	return r;
+	/* the portal has nothing of it: nothing it was sent counts any more */
+	if (r == 0 && strcmp(state, "absent") == 0)
+		r = ob_exec(s, STO_PORTAL_FEES_GONE, op, "t", mahoso);
+	return store_op_end(s, r, op);
 }
 
 int store_outbox_failed(struct store *s, const char *mahoso, const struct store_outbox_ids *ids,

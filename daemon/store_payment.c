@@ -14,6 +14,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,31 +242,153 @@ static enum rec_fee_method fee_method(const char *t)
 					: REC_TRANSFER;
 }
 
+/* Opens path read-only with a read transaction begun (its snapshot). */
+static int load_open(const char *path, sqlite3 **db, char **err)
+{
+	int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(*db, 5000);
+		rc = sqlite3_exec(*db, "BEGIN", NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		*err = xasprintf("%s: cannot open the store to read the payments: %s", path,
+				 *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+		return -EIO;
+	}
+	return 0;
+}
+
 /*
- * In the order of the day index (no sort); the portal's part driven by the
- * day's successful transactions, one probe of the dossiers' unique index
- * each (CROSS JOIN fixes that order): only a dossier paid online can be
- * portal_without_fee, and a set of every dossier of the range would cost
- * a temporary b-tree of a million codes.
+ * What the portal acknowledged of a dossier is probed in portal_fees (one
+ * short row per dossier) for each successful, trusted transaction of the
+ * range: only a dossier paid online can be portal_without_fee, and a set
+ * of every dossier of the range would cost a temporary b-tree of a million
+ * codes. The probes run on a thread and a connection of their own, fed the
+ * dossier codes as the transactions are read (a queue of pointers into the
+ * set's arena, whose strings never move), so that the two reads overlap on
+ * two cores; the portal's snapshot may be a moment apart from the
+ * payments', which another flow writes anyway.
  */
+struct probe_out {
+	struct rec_portal *portal;
+	size_t n, cap;
+	char *err;
+	int r;
+};
+
+struct portal_feed {
+	pthread_mutex_t mu;
+	pthread_cond_t more;
+	const char **codes; /* dossier codes to probe, in the set's arena */
+	size_t n, cap, taken;
+	bool done; /* the reader has queued its last code */
+	/* the probing thread's own */
+	const char *path;
+	sqlite3 *db;
+	struct probe_out out;
+};
+
+#define PORTAL_FEED_BATCH 1024
+
+static void feed_push(struct portal_feed *pf, const char *const *batch, size_t n, bool done)
+{
+	pthread_mutex_lock(&pf->mu);
+	if (pf->n + n > pf->cap) {
+		pf->cap = LT_MAX(pf->cap * 2, pf->n + n + 4096);
+		pf->codes = xrealloc(pf->codes, pf->cap * sizeof(*pf->codes));
+	}
+	if (n)
+		memcpy(pf->codes + pf->n, batch, n * sizeof(*batch));
+	pf->n += n;
+	pf->done |= done;
+	pthread_cond_signal(&pf->more);
+	pthread_mutex_unlock(&pf->mu);
+}
+
+static const char portal_sql[] = "SELECT paid_online, fee_lines FROM portal_fees WHERE mahoso = ?1";
+
+/*
+ * Probes what is queued until the reader is done and nothing is left,
+ * with st (on db) into out: the probing thread from the start, the reader
+ * too once it has read everything (each on its own connection).
+ */
+static void portal_drain(struct portal_feed *pf, sqlite3 *db, sqlite3_stmt *st,
+			 struct probe_out *out)
+{
+	const char *batch[PORTAL_FEED_BATCH];
+	for (;;) {
+		pthread_mutex_lock(&pf->mu);
+		while (pf->taken == pf->n && !pf->done)
+			pthread_cond_wait(&pf->more, &pf->mu);
+		size_t n = LT_MIN(pf->n - pf->taken, (size_t)PORTAL_FEED_BATCH);
+		if (n)
+			memcpy(batch, pf->codes + pf->taken, n * sizeof(*batch));
+		pf->taken += n;
+		pthread_mutex_unlock(&pf->mu);
+		if (!n)
+			return; /* the reader is done, and everything was taken */
+		for (size_t i = 0; i < n && out->r == 0; i++) {
+			int rc = sqlite3_bind_text(st, 1, batch[i], -1, SQLITE_STATIC);
+			if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+				out->portal =
+					grow(out->portal, &out->cap, out->n, sizeof(*out->portal));
+				out->portal[out->n++] = (struct rec_portal){
+					.mahoso = batch[i],
+					.paid_online = sqlite3_column_int(st, 0),
+					.fee_lines = sqlite3_column_int(st, 1),
+				};
+				rc = SQLITE_DONE;
+			}
+			if (rc != SQLITE_DONE) {
+				out->err = xasprintf("reading what the portal was sent: %s",
+						     sqlite3_errmsg(db));
+				out->r = -EIO;
+			}
+			sqlite3_reset(st);
+		}
+	}
+}
+
+/* Prepares the probe on db and drains the feed into out. */
+static void portal_probe(struct portal_feed *pf, sqlite3 *db, struct probe_out *out)
+{
+	sqlite3_stmt *st = NULL;
+	if (out->r == 0 && sqlite3_prepare_v2(db, portal_sql, -1, &st, NULL) != SQLITE_OK) {
+		out->err = xasprintf("reading what the portal was sent: %s", sqlite3_errmsg(db));
+		out->r = -EIO;
+	}
+	if (st)
+		portal_drain(pf, db, st, out);
+	sqlite3_finalize(st);
+}
+
+static void *portal_probe_run(void *ud)
+{
+	struct portal_feed *pf = ud;
+	pf->out.r = load_open(pf->path, &pf->db, &pf->out.err);
+	if (pf->out.r == 0)
+		portal_probe(pf, pf->db, &pf->out);
+	return NULL;
+}
+
+/* In the order of the day index (no sort). */
 static const char *const load_sql[] = {
 	"SELECT ref, nullif(txid, ''), mahoso, amount, state, at_ms, verified FROM pay_tx "
 	"WHERE day BETWEEN ?1 AND ?2 ORDER BY day, id",
 	"SELECT nullif(ref, ''), mahoso, amount, state, method, at_ms FROM fee_records "
 	"WHERE day BETWEEN ?1 AND ?2 ORDER BY day, id",
-	/* what the portal was last sent (and acknowledged a header of) */
-	"SELECT d.mahoso, coalesce(json_extract(d.header, '$.DuocThanhToanTrucTuyen'), 0), "
-	"coalesce(json_array_length(d.header, '$.DanhSachLePhi'), 0) FROM pay_tx AS t "
-	"CROSS JOIN dossiers AS d ON d.mahoso = t.mahoso WHERE t.day BETWEEN ?1 AND ?2 "
-	"AND t.state = 1 AND t.verified = 1 AND d.header_sent_version > 0 "
-	"AND d.header IS NOT NULL ORDER BY t.day, t.id",
 };
 
+/*
+ * Reads the transactions (which 0: the dossiers of their trusted successes
+ * go to pf, and pf is told when there are no more) or the fee records (1).
+ */
 static int load_rows(sqlite3 *db, struct store_pay_set *set, int which, int64_t from, int64_t to,
-		     char **err)
+		     struct portal_feed *pf, char **err)
 {
 	sqlite3_stmt *st = NULL;
-	size_t cap = 0, n = 0;
+	size_t cap = 0, n = 0, nb = 0;
+	const char *batch[PORTAL_FEED_BATCH];
 	int rc = sqlite3_prepare_v2(db, load_sql[which], -1, &st, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(st, 1, from);
@@ -274,7 +397,8 @@ static int load_rows(sqlite3 *db, struct store_pay_set *set, int which, int64_t 
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (which == 0) {
 			set->tx = grow(set->tx, &cap, n, sizeof(*set->tx));
-			set->tx[n++] = (struct rec_tx){
+			struct rec_tx *t = &set->tx[n++];
+			*t = (struct rec_tx){
 				.ref = col_text(set, st, 0),
 				.txid = col_text(set, st, 1),
 				.mahoso = col_text(set, st, 2),
@@ -283,7 +407,14 @@ static int load_rows(sqlite3 *db, struct store_pay_set *set, int which, int64_t 
 				.at_ms = sqlite3_column_int64(st, 5),
 				.verified = sqlite3_column_int(st, 6) != 0,
 			};
-		} else if (which == 1) {
+			if (t->mahoso && t->verified && t->state == REC_TX_SUCCESS) {
+				batch[nb++] = t->mahoso;
+				if (nb == PORTAL_FEED_BATCH) {
+					feed_push(pf, batch, nb, false);
+					nb = 0;
+				}
+			}
+		} else {
 			set->fee = grow(set->fee, &cap, n, sizeof(*set->fee));
 			set->fee[n++] = (struct rec_fee){
 				.ref = col_text(set, st, 0),
@@ -293,16 +424,11 @@ static int load_rows(sqlite3 *db, struct store_pay_set *set, int which, int64_t 
 				.method = fee_method((const char *)sqlite3_column_text(st, 4)),
 				.at_ms = sqlite3_column_int64(st, 5),
 			};
-		} else {
-			set->portal = grow(set->portal, &cap, n, sizeof(*set->portal));
-			set->portal[n++] = (struct rec_portal){
-				.mahoso = col_text(set, st, 0),
-				.paid_online = sqlite3_column_int(st, 1),
-				.fee_lines = sqlite3_column_int(st, 2),
-			};
 		}
 		rc = SQLITE_OK;
 	}
+	if (which == 0)
+		feed_push(pf, batch, nb, true); /* also after a failure: the thread must end */
 	if (rc != SQLITE_DONE) {
 		*err = xasprintf("reading the payments: %s", sqlite3_errmsg(db));
 		sqlite3_finalize(st);
@@ -311,39 +437,59 @@ static int load_rows(sqlite3 *db, struct store_pay_set *set, int which, int64_t 
 	sqlite3_finalize(st);
 	if (which == 0)
 		set->in.n_tx = n;
-	else if (which == 1)
-		set->in.n_fee = n;
 	else
-		set->in.n_portal = n;
+		set->in.n_fee = n;
 	return 0;
 }
 
 int store_pay_load(const char *path, int64_t from_day, int64_t to_day, struct store_pay_set **out,
 		   char **err)
 {
-	sqlite3 *db = NULL;
 	struct store_pay_set *set = xcalloc(1, sizeof(*set));
-	int r = 0;
+	struct portal_feed pf = {.path = path};
+	/* on a failed read the feed is closed, and nobody waits on it */
+	pthread_t th;
+	pthread_mutex_init(&pf.mu, NULL);
+	pthread_cond_init(&pf.more, NULL);
+	bool threaded = pthread_create(&th, NULL, portal_probe_run, &pf) == 0;
 	*out = NULL;
 	*err = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		*err = xasprintf("%s: cannot open the store to read the payments: %s", path,
-				 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		r = -EIO;
-		goto out;
+	int r = load_open(path, &set->db, err);
+	if (r == 0)
+		r = load_rows(set->db, set, 0, from_day, to_day, &pf, err);
+	else
+		feed_push(&pf, NULL, 0, true);
+	if (r == 0)
+		r = load_rows(set->db, set, 1, from_day, to_day, NULL, err);
+	/* the reader is done reading: it probes too, what the thread has not taken */
+	struct probe_out mine = {0};
+	if (r == 0)
+		portal_probe(&pf, set->db, &mine);
+	if (threaded)
+		pthread_join(th, NULL);
+	else
+		portal_probe_run(&pf); /* no thread to be had: the same, after */
+	if (r == 0 && (pf.out.r < 0 || mine.r < 0)) {
+		struct probe_out *bad = mine.r < 0 ? &mine : &pf.out;
+		r = bad->r;
+		*err = bad->err;
+		bad->err = NULL;
 	}
-	sqlite3_busy_timeout(db, 5000);
-	/* one transaction: the three reads see one snapshot */
-	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-	for (int w = 0; rc == SQLITE_OK && r == 0 && w < 3; w++)
-		r = load_rows(db, set, w, from_day, to_day, err);
-	if (rc != SQLITE_OK && !*err) {
-		*err = xasprintf("%s: %s", path, sqlite3_errmsg(db));
-		r = -EIO;
+	/* both probers' entries: the order does not matter to the matching */
+	set->portal = xrealloc(pf.out.portal, (pf.out.n + mine.n + 1) * sizeof(*set->portal));
+	if (mine.n)
+		memcpy(set->portal + pf.out.n, mine.portal, mine.n * sizeof(*mine.portal));
+	set->in.n_portal = pf.out.n + mine.n;
+	free(mine.portal);
+	free(mine.err);
+	free(pf.codes);
+	free(pf.out.err);
+	if (pf.db) {
+		(void)sqlite3_exec(pf.db, "COMMIT", NULL, NULL, NULL);
+		sqlite3_close(pf.db);
 	}
-out:
-	set->db = db;
+	pthread_cond_destroy(&pf.more);
+	pthread_mutex_destroy(&pf.mu);
 	if (r < 0) {
 		store_pay_set_free(set);
 		return r;
@@ -363,8 +509,10 @@ const struct rec_input *store_pay_input(const struct store_pay_set *set)
 int store_pay_describe(struct store_pay_set *set, const char *mahoso, const char **agency,
 		       const char **applicant)
 {
-	static const char sql[] = "SELECT agency, json_extract(header, "
-				  "'$.DinhDanhCHS[0].SoDinhDanh') FROM dossiers WHERE mahoso = ?1";
+	/* the header's JSON only for a dossier stored before migration 7 */
+	static const char sql[] = "SELECT agency, iif(paid_online IS NULL, json_extract(header, "
+				  "'$.DinhDanhCHS[0].SoDinhDanh'), applicant_id) FROM dossiers "
+				  "WHERE mahoso = ?1";
 	*agency = *applicant = NULL;
 	if (!set || !set->db || !mahoso)
 		return -EINVAL;

@@ -1916,8 +1916,9 @@ static void print_report(json_t *r)
 	table_fit(&t, 0, out_width(), 16);
 	table_print_free(&t);
 	printf("\nreports:\n");
-	json_object_foreach (json_object_get(r, "paths"), k, v)
+	json_object_foreach (json_object_get(r, "paths"), k, v) {
 		printf("  %-5s %s\n", k, json_string_value(v));
+	}
 }
 
 /*

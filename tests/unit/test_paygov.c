@@ -946,6 +946,43 @@ static void run_day(struct conn *c, const char *day, struct lres *r)
 	conntest_await(&ct, rc, "day_list", &r->calls, 60000);
 }
 
+/* day_pages: every page's transactions and problems, appended in order. */
+struct pres {
+	struct lres *r;
+	json_t *txs, *problems;
+	unsigned pages, last_page;
+	bool in_order;
+};
+
+static void on_page(struct conn *c, const struct paygov_day *page, void *ud)
+{
+	struct pres *pr = ud;
+	(void)c;
+	pr->in_order &= page->pages == pr->last_page + 1;
+	pr->last_page = page->pages;
+	pr->pages++;
+	json_array_extend(pr->txs, page->txs);
+	json_array_extend(pr->problems, page->problems);
+}
+
+static void on_day_p(struct conn *c, enum conn_outcome o, const struct paygov_day *day,
+		     const char *why, void *ud)
+{
+	on_day(c, o, day, why, ((struct pres *)ud)->r);
+}
+
+static void run_day_pages(struct conn *c, const char *day, struct lres *r, struct pres *pr)
+{
+	int rc;
+	lres_clear(r);
+	*pr = (struct pres){
+		.r = r, .txs = json_array(), .problems = json_array(), .in_order = true};
+	ct.in_call = true;
+	rc = ops()->day_pages(c, day, on_page, on_day_p, pr);
+	ct.in_call = false;
+	conntest_await(&ct, rc, "day_pages", &r->calls, 60000);
+}
+
 static size_t count_class(const json_t *problems, const char *cls)
 {
 	size_t i, n = 0;
@@ -1342,6 +1379,30 @@ static void test_day_list(const struct simproc *s, const struct simday *d)
 	}
 	ok(named, "each naming its MaThamChieu (the simulator's bad_signature set), page and item");
 
+	/* Page by page: the same day, handed over as it is read. */
+	struct pres pg;
+	run_day_pages(t.c, d->day, &r, &pg);
+	ok(r.o == CONN_OK && json_array_size(r.txs) == 0 && json_array_size(r.problems) == 0,
+	   "day_pages: the completion holds nothing the pages did not give (%s)",
+	   r.why ? r.why : "ok");
+	ok(pg.pages == (d->n + 6) / 7 && pg.in_order && r.pages == pg.pages,
+	   "every page handed over once, in order, before the completion (%u)", pg.pages);
+	ok(same_refs(pg.txs, d) && count_class(pg.problems, "bad_signature") == nbad,
+	   "together, the pages are the day: the same transactions and problems");
+	json_decref(pg.txs);
+	json_decref(pg.problems);
+	simproc_post(s, "/_sim/payment",
+		     "{\"op\":\"malformed\",\"kind\":\"duplicate_row\",\"every\":10}");
+	run_day_pages(t.c, d->day, &r, &pg);
+	want = 0;
+	for (i = 0; i < d->n; i += 10)
+		want += !json_object_get(d->bad, ref_of(json_array_get(d->items, i)));
+	ok(r.o == CONN_OK && same_refs(pg.txs, d) && count_class(pg.problems, "duplicate") == want,
+	   "duplicates are judged across pages (%zu)", want);
+	json_decref(pg.txs);
+	json_decref(pg.problems);
+	simproc_post(s, "/_sim/payment", "{\"op\":\"reset\"}");
+
 	/* Duplicated rows: each a problem, the transactions unchanged. */
 	simproc_post(s, "/_sim/payment",
 		     "{\"op\":\"malformed\",\"kind\":\"duplicate_row\",\"every\":10}");
@@ -1402,7 +1463,7 @@ static void test_day_list(const struct simproc *s, const struct simday *d)
 	   r.why ? r.why : "ok");
 
 	json_t *stj = conn_paygov.status(t.c);
-	ok(json_integer_value(json_object_get(stj, "lists_ok")) == 4 &&
+	ok(json_integer_value(json_object_get(stj, "lists_ok")) == 6 &&
 		   json_integer_value(json_object_get(stj, "lists_retry")) == 2 &&
 		   json_integer_value(json_object_get(stj, "lists_failed")) == 1 &&
 		   json_integer_value(json_object_get(stj, "list_bad_signatures")) >=

@@ -924,6 +924,28 @@ static void run_fees(struct conn *c, const char *day, struct res *r)
 	conntest_await(&ct, rc, "fees", &r->calls, 30000);
 }
 
+/* fee_pages: every page's records, appended; the completion goes to r. */
+struct fee_pages {
+	struct res *r;
+	json_t *records;
+	unsigned pages;
+};
+
+static void on_fee_page(struct conn *c, enum conn_outcome o, json_t *records, const char *why,
+			void *ud)
+{
+	struct fee_pages *fp = ud;
+	(void)c, (void)o, (void)why;
+	fp->pages++;
+	json_array_extend(fp->records, records);
+}
+
+static void on_fee_pages_done(struct conn *c, enum conn_outcome o, json_t *records, const char *why,
+			      void *ud)
+{
+	on_list(c, o, records, why, ((struct fee_pages *)ud)->r);
+}
+
 /* The fee records of day from a canned server answering body to every page. */
 static void canned_fees(const char *body, const char *day, struct res *r)
 {
@@ -1005,6 +1027,22 @@ static void test_fees(const struct simproc *s)
 	   "the same records, in the same order, as one big page");
 	ok(status_int(t.c, "fees_ok") == 1 && status_int(t.c, "fees_records") == (long long)n,
 	   "status counts the read and its records");
+
+	/* page by page: each page's records handed over as read, the completion empty */
+	struct fee_pages fp = {.r = &r, .records = json_array()};
+	res_clear(&r);
+	ct.in_call = true;
+	int rc = ops()->fee_pages(t.c, "2025-06-02", on_fee_page, on_fee_pages_done, &fp);
+	ct.in_call = false;
+	conntest_await(&ct, rc, "fee_pages", &r.calls, 30000);
+	ok(r.o == CONN_OK && json_array_size(r.records) == 0 && fp.pages == (n + 6) / 7,
+	   "fee_pages: %u pages of 7 handed over, nothing left for the completion (%s)", fp.pages,
+	   r.why ? r.why : "ok");
+	ok(json_equal(fp.records, json_object_get(direct, "items")),
+	   "together the pages are the day's records, in order");
+	ok(status_int(t.c, "fees_ok") == 2 && status_int(t.c, "fees_records") == 2 * (long long)n,
+	   "status counts the records handed over");
+	json_decref(fp.records);
 	json_decref(direct);
 	res_clear(&r);
 	conntest_conn_free(&t);

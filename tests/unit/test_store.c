@@ -633,7 +633,7 @@ static void test_full(void)
 	const char *why = NULL;
 	char detail[1001];
 	int r = 0, n_ok = 0;
-	int64_t limit = 256 * 1024; /* room for schema growth; the test fills it anyway */
+	int64_t limit = 384 * 1024; /* room for schema growth; the test fills it anyway */
 
 	memset(detail, 'x', sizeof(detail) - 1);
 	detail[sizeof(detail) - 1] = '\0';
