@@ -420,6 +420,7 @@ struct pay_pass {
 	size_t q_next, q_in_flight;
 	size_t to_clear; /* 1 + a day whose matching's mismatches are being written */
 	bool ack_wait;	 /* a file's rows wait for another flow's group to commit */
+	uint64_t ack_after, ack_failed; /* ... until store_groups_committed() reaches this */
 	/* months done */
 	int64_t month_next; /* yyyymm01 of the next month to report, 0 none */
 	/* counts */
@@ -695,10 +696,23 @@ static bool write_some(struct pay_pass *p)
 			 * but only once the rows are on disk: inside another flow's
 			 * open group, the commit waits for that group's */
 			group_commit(p);
-			if (pstore(p) && store_in_group(pstore(p))) {
+			struct store *s = pstore(p);
+			uint64_t failed = 0, done = store_groups_committed(s, &failed);
+			if (s && store_in_group(s) && !p->ack_after) {
+				p->ack_after = done + 1;
+				p->ack_failed = failed;
+			}
+			if (s && p->ack_after && failed != p->ack_failed) {
+				/* the group that held the rows was lost: the file stays
+				 * where it is, for the next pass to read again */
+				group_write(p, -EIO, "keep the rows of a dropped file");
+				return false;
+			}
+			if (s && p->ack_after && done < p->ack_after) {
 				p->ack_wait = true;
 				return false;
 			}
+			p->ack_after = 0;
 			ack_file(p, b->source, json_is_true(json_array_get(b->rows, 0)));
 			p->puts = b->next_batch;
 			if (!p->puts)

@@ -1549,12 +1549,22 @@ int store_commit(struct store *s)
 		return s->tx_err;
 	int r = s->tx_err;
 	s->tx_err = 0;
-	if (r < 0)
-		return r;
-	r = st_exec(s, ST_COMMIT, "commit", "");
+	if (r == 0)
+		r = st_exec(s, ST_COMMIT, "commit", "");
 	if (r < 0 && !sqlite3_get_autocommit(s->db))
 		(void)st_exec(s, ST_ROLLBACK, "rollback after a failed commit", "");
+	if (r == 0)
+		s->groups_committed++;
+	else
+		s->groups_failed++;
 	return r;
+}
+
+uint64_t store_groups_committed(const struct store *s, uint64_t *failed)
+{
+	if (failed)
+		*failed = s ? s->groups_failed : 0;
+	return s ? s->groups_committed : 0;
 }
 
 void store_rollback(struct store *s)

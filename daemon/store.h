@@ -66,6 +66,14 @@ int store_commit(struct store *s);
  * away) waits until this is false right after its own commit.
  */
 bool store_in_group(const struct store *s);
+/*
+ * How many outermost groups were committed so far, and in *failed (may be
+ * NULL) how many were lost (rolled back): a flow whose commit happened
+ * inside another's group (store_in_group true right after it) knows its
+ * writes are on disk once the count has moved on, and lost if the failed
+ * count moved first.
+ */
+uint64_t store_groups_committed(const struct store *s, uint64_t *failed);
 void store_rollback(struct store *s);
 
 /* Cursors: a named position in a source (e.g. "provincial.dossiers"). */

@@ -138,6 +138,8 @@ struct store {
 	int64_t default_max_pages; /* max_page_count before we limited it */
 	int64_t max_size_bytes;	   /* 0 = unlimited */
 	unsigned depth;		   /* store_begin() nesting */
+	uint64_t groups_committed; /* outermost groups committed (store_groups_committed) */
+	uint64_t groups_failed;	   /* ... and lost */
 	int tx_err;		   /* why the explicit transaction was aborted, or 0 */
 	enum store_health health;
 	char *why; /* owned; NULL when health is STORE_OK */

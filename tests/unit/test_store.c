@@ -461,6 +461,22 @@ static void test_mismatches(struct store *s)
 	       -EINVAL, "a mismatch without a summary is refused");
 }
 
+/* What a flow nested in another's group learns of its writes' fate. */
+static void test_groups(struct store *s)
+{
+	uint64_t failed = 9, before = store_groups_committed(s, &failed), f0 = failed;
+	ok(!store_in_group(s), "no group open to begin with");
+	is_int(store_begin(s), 0, "a flow opens a group");
+	is_int(store_begin(s), 0, "another flow's writes nest in it");
+	ok(store_in_group(s), "inside, the nested flow sees a group open");
+	is_int(store_commit(s), 0, "the nested commit");
+	ok(store_in_group(s) && store_groups_committed(s, NULL) == before,
+	   "commits nothing yet: the outer group is still open");
+	is_int(store_commit(s), 0, "the outer commit");
+	ok(!store_in_group(s) && store_groups_committed(s, &failed) == before + 1 && failed == f0,
+	   "then one more group is on disk, none lost");
+}
+
 static void test_clear_unseen(struct store *s)
 {
 	const char *kind = "payment.unmatched";
@@ -809,6 +825,7 @@ int main(void)
 		test_runs(s);
 		test_mismatches(s);
 		test_clear_unseen(s);
+		test_groups(s);
 		test_audit(s);
 		store_close(s);
 	} else {
