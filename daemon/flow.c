@@ -206,6 +206,18 @@ void flow_count(struct flow *f, uint64_t ok, uint64_t failed)
 	f->items_failed += failed;
 }
 
+bool flow_store_ok(struct flow_result *res, bool *failed, int r, const char *what)
+{
+	if (r >= 0)
+		return true;
+	if (!*failed)
+		flow_result_note(res, CONN_RETRY, "store: cannot %s: %s", what,
+				 r == -ENOSPC ? "the disk or [store] max_size is full"
+					      : strerror(-r));
+	*failed = true;
+	return false;
+}
+
 void flow_result_note(struct flow_result *r, enum conn_outcome o, const char *fmt, ...)
 {
 	va_list ap;

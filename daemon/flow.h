@@ -119,6 +119,13 @@ struct flow_result {
 void flow_result_note(struct flow_result *r, enum conn_outcome o, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void flow_result_clear(struct flow_result *r);
+/*
+ * The outcome r (0 or -errno) of one of a pass's store writes (what: "record
+ * a mismatch"): true when it succeeded; else, the first time, the failure
+ * is noted in res (CONN_RETRY, a full disk or [store] max_size named as
+ * such) and *failed is set: the pass stops writing, nothing more to lose.
+ */
+bool flow_store_ok(struct flow_result *res, bool *failed, int r, const char *what);
 
 /*
  * The enabled connector named name (a type's init resolving its option

@@ -152,15 +152,8 @@ static struct store *cat_store(struct cat_pass *p)
 /* Groups writes: one commit (one fsync) per CATALOG_GROUP_WRITES. */
 static void group_write(struct cat_pass *p, int r, const char *what)
 {
-	if (r >= 0) {
+	if (flow_store_ok(&p->res, &p->store_failed, r, what))
 		p->writes++;
-		return;
-	}
-	if (!p->store_failed)
-		flow_result_note(&p->res, CONN_RETRY, "store: cannot %s: %s", what,
-				 r == -ENOSPC ? "the disk or [store] max_size is full"
-					      : strerror(-r));
-	p->store_failed = true;
 }
 
 static void group_begin(struct cat_pass *p)

@@ -200,16 +200,10 @@ static struct store *dstore(struct dpass *p)
 /* Notes the result of a write; a failure stops the pass (the group is lost). */
 static bool group_write(struct dpass *p, int r, const char *what)
 {
-	if (r >= 0) {
-		p->writes++;
-		return true;
-	}
-	if (!p->store_failed)
-		flow_result_note(&p->res, CONN_RETRY, "store: cannot %s: %s", what,
-				 r == -ENOSPC ? "the disk or [store] max_size is full"
-					      : strerror(-r));
-	p->store_failed = true;
-	return false;
+	if (!flow_store_ok(&p->res, &p->store_failed, r, what))
+		return false;
+	p->writes++;
+	return true;
 }
 
 /* Opens the group if needed; false when the store cannot take writes. */

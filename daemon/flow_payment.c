@@ -479,16 +479,10 @@ static struct store *pstore(struct pay_pass *p)
 /* Notes a failed write: the pass stops, nothing more to lose. Returns r >= 0. */
 static bool group_write(struct pay_pass *p, int r, const char *what)
 {
-	if (r >= 0) {
-		p->writes++;
-		return true;
-	}
-	if (!p->store_failed)
-		flow_result_note(&p->res, CONN_RETRY, "store: cannot %s: %s", what,
-				 r == -ENOSPC ? "the disk or [store] max_size is full"
-					      : strerror(-r));
-	p->store_failed = true;
-	return false;
+	if (!flow_store_ok(&p->res, &p->store_failed, r, what))
+		return false;
+	p->writes++;
+	return true;
 }
 
 static void group_begin(struct pay_pass *p)
