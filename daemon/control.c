@@ -890,30 +890,8 @@ static int cmd_report(struct daemon *d, const struct ctl_peer *peer, json_t *arg
 			    : xstrdup("no payment flow is configured (or it is disabled)");
 		return -ENOENT;
 	}
-	if (formats) {
-		static const char *const names[] = {"csv", "xlsx", "html", "json", "matched"};
-		static const unsigned fbits[] = {REPORT_CSV, REPORT_XLSX, REPORT_HTML, REPORT_JSON,
-						 REPORT_INCLUDE_MATCHED};
-		char *copy = xstrdup(formats), *save = NULL;
-		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-			size_t i = 0;
-			while (i < LT_ARRAY_SIZE(names) && strcmp(t, names[i]) != 0)
-				i++;
-			if (i == LT_ARRAY_SIZE(names)) {
-				*err = xasprintf("format '%s': expected csv, xlsx, html, json "
-						 "(and matched)",
-						 t);
-				free(copy);
-				return -EINVAL;
-			}
-			bits |= fbits[i];
-		}
-		free(copy);
-		if (!(bits & REPORT_ALL)) {
-			*err = xstrdup("--formats: name at least one of csv, xlsx, html, json");
-			return -EINVAL;
-		}
-	}
+	if (formats && !(bits = report_formats_parse(formats, err)))
+		return -EINVAL;
 	struct ctl_later *later = ctl_later_new(peer);
 	if (!later) {
 		*err = xstrdup("this connection already waits for a report");

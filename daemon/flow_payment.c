@@ -1647,37 +1647,6 @@ static void payment_free(struct flow *f)
 	f->priv = NULL;
 }
 
-/* "csv,xlsx,html,json" -> REPORT_* bits; 0 with *err on a bad name. */
-static unsigned parse_formats(const char *text, char **err)
-{
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} fmts[] = {{"csv", REPORT_CSV},
-		    {"xlsx", REPORT_XLSX},
-		    {"html", REPORT_HTML},
-		    {"json", REPORT_JSON}};
-	unsigned bits = 0;
-	char *copy = xstrdup(text ? text : ""), *save = NULL;
-	for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		size_t i;
-		for (i = 0; i < LT_ARRAY_SIZE(fmts) && strcmp(t, fmts[i].name) != 0; i++)
-			;
-		if (i == LT_ARRAY_SIZE(fmts)) {
-			*err = xasprintf("report_formats: unknown format '%s' (csv, xlsx, html, "
-					 "json)",
-					 t);
-			free(copy);
-			return 0;
-		}
-		bits |= fmts[i].bit;
-	}
-	free(copy);
-	if (!bits)
-		*err = xstrdup("report_formats: name at least one of csv, xlsx, html, json");
-	return bits;
-}
-
 static int payment_init(struct flow *f, bool check_only, char **err)
 {
 	const struct payment_opts *o = f->opts;
@@ -1690,9 +1659,13 @@ static int payment_init(struct flow *f, bool check_only, char **err)
 	struct conn *files = NULL;
 	if (o->list_files && !(files = flow_conn(f, "list_files", o->list_files, &conn_files, err)))
 		return -EINVAL;
-	unsigned formats = parse_formats(o->report_formats, err);
-	if (!formats)
+	unsigned formats = report_formats_parse(o->report_formats, err);
+	if (!formats) {
+		char *e = *err;
+		*err = xasprintf("report_formats: %s", e);
+		free(e);
 		return -EINVAL;
+	}
 	if (o->query_min_age_ms >= o->query_max_age_ms) {
 		*err = xstrdup("query_min_age must be shorter than query_max_age");
 		return -EINVAL;

@@ -107,6 +107,37 @@ static int cls_lookup(const char *name)
 	return CLS_OTHER;
 }
 
+unsigned report_formats_parse(const char *text, char **err)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = {{"csv", REPORT_CSV},
+		     {"xlsx", REPORT_XLSX},
+		     {"html", REPORT_HTML},
+		     {"json", REPORT_JSON},
+		     {"matched", REPORT_INCLUDE_MATCHED}};
+	unsigned bits = 0;
+	char *copy = xstrdup(text ? text : ""), *save = NULL;
+	for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		size_t i = 0;
+		while (i < LT_ARRAY_SIZE(names) && strcmp(t, names[i].name) != 0)
+			i++;
+		if (i == LT_ARRAY_SIZE(names)) {
+			*err = xasprintf("unknown format '%s' (csv, xlsx, html, json; matched)", t);
+			free(copy);
+			return 0;
+		}
+		bits |= names[i].bit;
+	}
+	free(copy);
+	if (!(bits & REPORT_ALL)) {
+		*err = xstrdup("name at least one format of csv, xlsx, html, json");
+		return 0;
+	}
+	return bits;
+}
+
 const char *report_class_label(const char *name)
 {
 	return cls_info[cls_lookup(name)].label;

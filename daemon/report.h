@@ -109,6 +109,15 @@ int report_write_payments(const json_t *result, const char *dir, unsigned format
 int report_compress_older(const char *dir, int64_t older_than_ms, unsigned *n_compressed,
 			  char **err);
 
+/*
+ * A list of formats as the configuration and lienthongctl name them,
+ * "csv,xlsx,html,json" (commas or spaces; "matched" adds
+ * REPORT_INCLUDE_MATCHED) -> the bits of report_write_payments(); 0 with
+ * *err (caller frees) naming the word that is not a format, or saying that
+ * none is.
+ */
+unsigned report_formats_parse(const char *text, char **err);
+
 /* What the office reads for class name ("platform_only" -> "Đã thanh toán
  * trên nền tảng, tỉnh chưa ghi nhận"); a class without a label gets the
  * label of "other". Static. */

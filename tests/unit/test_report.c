@@ -1619,6 +1619,24 @@ static void test_big(const char *root)
 	free(dir);
 }
 
+static void test_formats_parse(void)
+{
+	char *err = NULL;
+	is_int(report_formats_parse("csv,xlsx,html,json", &err), REPORT_ALL,
+	       "the four formats by name");
+	is_int(report_formats_parse("csv, matched", &err), REPORT_CSV | REPORT_INCLUDE_MATCHED,
+	       "matched lists the matched payments too");
+	is_int(report_formats_parse("csv,pdf", &err), 0, "an unknown word is refused");
+	ok(err && strstr(err, "'pdf'"), "naming it (%s)", err ? err : "-");
+	free(err);
+	err = NULL;
+	is_int(report_formats_parse("matched", &err), 0, "matched alone is no format");
+	free(err);
+	err = NULL;
+	is_int(report_formats_parse("", &err), 0, "nor is nothing");
+	free(err);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/test_report.XXXXXX";
@@ -1633,6 +1651,7 @@ int main(void)
 	if (!have_python)
 		ok(1, "# SKIP no python3: files are not read back by the helper");
 	test_helpers();
+	test_formats_parse();
 	test_all_formats(root);
 	test_include_matched(root);
 	test_computed(root);
