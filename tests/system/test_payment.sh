@@ -585,6 +585,17 @@ BIG_RC=$?
 check "a report of 60,000 transactions is written (exit 0)" sh -c "[ $BIG_RC = 0 ] && grep -q 'unknown_dossier *60[.]000 ' '$T/big.out'"
 check "status answers while that report is being written (reports_running 1)" sh -c "
 	! grep -q failed '$T/during' && grep -qx 1 '$T/during'"
+
+# The client gives up while its report is being written: the daemon writes it
+# all the same, answers nobody, and serves the next client.
+ctl report payments --from "$BIG" --to "$BIG" >/dev/null 2>&1 &
+GONE_PID=$!
+sleep 0.2
+kill "$GONE_PID" 2>/dev/null
+wait "$GONE_PID" 2>/dev/null
+check "a client gone while its report is written: the report is still written" \
+	wait_until 30 sh -c "[ \$(grep -c 'report written: $BIG' '$T/daemon.log') -ge 2 ]"
+check "... and the daemon answers the next client" ctl status
 rm -f "$REP/doi-soat-thanh-toan_${BIGC}_${BIGC}".* # 40 MB not worth keeping for inspection
 
 finish
