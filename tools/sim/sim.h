@@ -464,6 +464,8 @@ void sim_buf_free(struct sim_buf *b);
 
 /* True when s[0..n) is valid UTF-8 without NUL bytes. */
 bool sim_utf8_valid(const char *s, size_t n);
+/* A decimal of at most 19 digits into *out; NULL or "" is def. False when not one. */
+bool sim_parse_dec(const char *s, uint64_t def, uint64_t *out);
 /* Compares without a data-dependent early exit. */
 bool sim_str_equal_ct(const char *a, const char *b);
 /*

@@ -1758,25 +1758,6 @@ static void procs_free(void)
 	G.weight_total = 0;
 }
 
-/* A decimal of at most 19 digits; "" or NULL is def. */
-static bool parse_dec(const char *s, uint64_t def, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t n = 0;
-
-	if (s == NULL || *s == '\0') {
-		*out = def;
-		return true;
-	}
-	for (; s[n] != '\0'; n++) {
-		if (n >= 19 || s[n] < '0' || s[n] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[n] - '0');
-	}
-	*out = v;
-	return true;
-}
-
 static void get_feed(struct sim_request *rq, struct sim_reply *rp)
 {
 	uint64_t cursor, limit, n, first, last, total = 0;
@@ -1786,12 +1767,12 @@ static void get_feed(struct sim_request *rq, struct sim_reply *rp)
 
 	if (!sim_provincial_auth_ok(rq, rp))
 		return;
-	if (!parse_dec(sim_request_query(rq, "cursor"), 0, &cursor)) {
+	if (!sim_parse_dec(sim_request_query(rq, "cursor"), 0, &cursor)) {
 		sim_reply_error(rp, MHD_HTTP_BAD_REQUEST, "bad_request",
 				"cursor không hợp lệ (số thứ tự thập phân)");
 		return;
 	}
-	if (!parse_dec(sim_request_query(rq, "limit"), DEFAULT_LIMIT, &limit) || limit < 1 ||
+	if (!sim_parse_dec(sim_request_query(rq, "limit"), DEFAULT_LIMIT, &limit) || limit < 1 ||
 	    limit > MAX_LIMIT) {
 		sim_reply_error(rp, MHD_HTTP_BAD_REQUEST, "bad_request", "limit phải từ 1 đến %d",
 				MAX_LIMIT);

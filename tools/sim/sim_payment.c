@@ -49,6 +49,7 @@
 
 #include "jsontext.h"
 #include "sim_payment.h"
+#include "util.h"
 
 #define QUERY_PATH  "/paygov/api/v1/query"
 #define LIST_PATH   "/paygov/api/v1/giao-dich"
@@ -790,25 +791,6 @@ static bool paygov_auth_ok(const struct sim_request *rq, struct sim_reply *rp)
 	return false;
 }
 
-/* A decimal of at most 19 digits; NULL or "" is def. */
-static bool parse_dec(const char *s, uint64_t def, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t n = 0;
-
-	if (s == NULL || *s == '\0') {
-		*out = def;
-		return true;
-	}
-	for (; s[n] != '\0'; n++) {
-		if (n >= 19 || s[n] < '0' || s[n] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[n] - '0');
-	}
-	*out = v;
-	return true;
-}
-
 /* ngay, cursor and limit of a page request; false after answering 400. */
 static bool page_args(const struct sim_request *rq, struct sim_reply *rp, const char **day,
 		      uint64_t *cursor, uint64_t *limit)
@@ -819,11 +801,11 @@ static bool page_args(const struct sim_request *rq, struct sim_reply *rp, const 
 				"ngay phải là một ngày dạng YYYY-MM-DD");
 		return false;
 	}
-	if (!parse_dec(sim_request_query(rq, "cursor"), 0, cursor)) {
+	if (!sim_parse_dec(sim_request_query(rq, "cursor"), 0, cursor)) {
 		sim_reply_error(rp, MHD_HTTP_BAD_REQUEST, "bad_request", "cursor không hợp lệ");
 		return false;
 	}
-	if (!parse_dec(sim_request_query(rq, "limit"), DEFAULT_LIMIT, limit) || *limit < 1 ||
+	if (!sim_parse_dec(sim_request_query(rq, "limit"), DEFAULT_LIMIT, limit) || *limit < 1 ||
 	    *limit > MAX_LIMIT) {
 		sim_reply_error(rp, MHD_HTTP_BAD_REQUEST, "bad_request", "limit phải từ 1 đến %d",
 				MAX_LIMIT);
@@ -1226,45 +1208,6 @@ static char *export_body(const char *day, bool csv, size_t *len, size_t *rows)
 	return sim_buf_steal(&b, len);
 }
 
-/* Writes len bytes of data to path atomically (temp file, fsync, rename); 0 or -errno. */
-static int write_atomic(const char *path, const char *data, size_t len)
-{
-	char *tmp = sim_xasprintf("%s.tmp.%ld", path, (long)getpid());
-	int fd, r = 0;
-	size_t done = 0;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	while (done < len) {
-		ssize_t w = write(fd, data + done, len - done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			r = w < 0 ? -errno : -EIO;
-			goto out;
-		}
-		done += (size_t)w;
-	}
-	if (fsync(fd) != 0)
-		r = -errno;
-	if (close(fd) != 0 && r == 0)
-		r = -errno;
-	fd = -1;
-	if (r == 0 && rename(tmp, path) != 0)
-		r = -errno;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (r < 0)
-		unlink(tmp);
-	free(tmp);
-	return r;
-}
-
 static void post_export(struct sim_request *rq, struct sim_reply *rp)
 {
 	json_t *req = sim_request_json_object(rq, rp);
@@ -1305,7 +1248,7 @@ static void post_export(struct sim_request *rq, struct sim_reply *rp)
 		len /= 2;
 	P.exports++;
 	pthread_mutex_unlock(&P.lock);
-	r = write_atomic(path, body, len);
+	r = write_file_atomic(path, body, len, 0644);
 	if (r < 0) {
 		sim_reply_error(rp, MHD_HTTP_INTERNAL_SERVER_ERROR, "write_failed", "%s: %s", path,
 				strerror(-r));

@@ -270,6 +270,24 @@ void sim_buf_free(struct sim_buf *b)
 
 /* ---- decoders ------------------------------------------------------- */
 
+bool sim_parse_dec(const char *s, uint64_t def, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t n = 0;
+
+	if (s == NULL || *s == '\0') {
+		*out = def;
+		return true;
+	}
+	for (; s[n] != '\0'; n++) {
+		if (n >= 19 || s[n] < '0' || s[n] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[n] - '0');
+	}
+	*out = v;
+	return true;
+}
+
 bool sim_utf8_valid(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
