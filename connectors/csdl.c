@@ -376,7 +376,6 @@ static json_t *csdl_status(struct conn *c)
 {
 	struct csdl *cs = c->priv;
 	json_t *j = json_object(), *svcs = json_object();
-	char at[40];
 
 	json_object_set_new(j, "session",
 			    json_boolean(c->adapter && adapter_has_session(c->adapter)));
@@ -395,10 +394,7 @@ static json_t *csdl_status(struct conn *c)
 	json_object_set_new(j, "last_list_size",
 			    cs->last_list_size >= 0 ? json_integer(cs->last_list_size)
 						    : json_null());
-	json_object_set_new(j, "last_list_at",
-			    cs->last_list_ms > 0
-				    ? json_string(fmt_time_iso(cs->last_list_ms, at, sizeof(at)))
-				    : json_null());
+	json_object_set_new(j, "last_list_at", fmt_time_json(cs->last_list_ms));
 	json_object_set_new(j, "list_non_objects", json_integer((json_int_t)cs->list_non_objects));
 	return j;
 }

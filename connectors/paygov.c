@@ -1926,7 +1926,6 @@ static json_t *pg_status(struct conn *c)
 {
 	struct pg *pg = c->priv;
 	json_t *j = json_object();
-	char at[40];
 
 	if (!pg)
 		return j;
@@ -1945,10 +1944,7 @@ static json_t *pg_status(struct conn *c)
 			    json_integer((json_int_t)pg->list_bad_signatures));
 	json_object_set_new(j, "list_day",
 			    pg->list_day[0] ? json_string(pg->list_day) : json_null());
-	json_object_set_new(j, "list_read_at",
-			    pg->list_read_ms > 0
-				    ? json_string(fmt_time_iso(pg->list_read_ms, at, sizeof(at)))
-				    : json_null());
+	json_object_set_new(j, "list_read_at", fmt_time_json(pg->list_read_ms));
 	return j;
 }
 
@@ -1962,14 +1958,6 @@ static void pg_free(struct conn *c)
 	free(pg->field);
 	free(pg);
 	c->priv = NULL;
-}
-
-/* Whether path is a path starting with '/' or an http(s) URL. */
-static bool pg_path_ok(const char *path)
-{
-	return path && *path &&
-	       (path[0] == '/' || str_startswith(path, "http://") ||
-		str_startswith(path, "https://"));
 }
 
 static bool pg_empty(const char *s)
@@ -2002,11 +1990,11 @@ static int pg_init(struct conn *c, bool check_only, char **err)
 		*err = xasprintf("connector.%s: key is required (a file or credential holding the "
 				 "partner's secret key)",
 				 name);
-	else if (!pg_path_ok(opt->query_path))
+	else if (!conn_path_ok(opt->query_path))
 		*err = xasprintf("connector.%s: query_path must be a path starting with '/' (or "
 				 "an http(s) URL)",
 				 name);
-	else if (!pg_path_ok(opt->list_path))
+	else if (!conn_path_ok(opt->list_path))
 		*err = xasprintf("connector.%s: list_path must be a path starting with '/' (or "
 				 "an http(s) URL)",
 				 name);

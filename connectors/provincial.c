@@ -946,18 +946,13 @@ static json_t *prov_status(struct conn *c)
 {
 	struct prov *pv = c->priv;
 	json_t *j = json_object();
-	char at[40];
 
 	if (!pv)
 		return j;
 	json_object_set_new(j, "catalogue_size",
 			    pv->catalogue_size >= 0 ? json_integer(pv->catalogue_size)
 						    : json_null());
-	json_object_set_new(
-		j, "catalogue_read_at",
-		pv->catalogue_read_ms > 0
-			? json_string(fmt_time_iso(pv->catalogue_read_ms, at, sizeof(at)))
-			: json_null());
+	json_object_set_new(j, "catalogue_read_at", fmt_time_json(pv->catalogue_read_ms));
 	json_object_set_new(j, "catalogue_read_ms",
 			    json_integer((json_int_t)(pv->catalogue_read_us / 1000)));
 	json_object_set_new(j, "lists_ok", json_integer((json_int_t)pv->lists_ok));
@@ -973,18 +968,12 @@ static json_t *prov_status(struct conn *c)
 	json_object_set_new(j, "changes_items", json_integer((json_int_t)pv->changes_items));
 	json_object_set_new(j, "changes_non_objects",
 			    json_integer((json_int_t)pv->changes_non_objects));
-	json_object_set_new(j, "changes_read_at",
-			    pv->changes_read_ms > 0
-				    ? json_string(fmt_time_iso(pv->changes_read_ms, at, sizeof(at)))
-				    : json_null());
+	json_object_set_new(j, "changes_read_at", fmt_time_json(pv->changes_read_ms));
 	json_object_set_new(j, "fees_ok", json_integer((json_int_t)pv->fees_ok));
 	json_object_set_new(j, "fees_retry", json_integer((json_int_t)pv->fees_retry));
 	json_object_set_new(j, "fees_failed", json_integer((json_int_t)pv->fees_failed));
 	json_object_set_new(j, "fees_records", json_integer((json_int_t)pv->fees_records));
-	json_object_set_new(j, "fees_read_at",
-			    pv->fees_read_ms > 0
-				    ? json_string(fmt_time_iso(pv->fees_read_ms, at, sizeof(at)))
-				    : json_null());
+	json_object_set_new(j, "fees_read_at", fmt_time_json(pv->fees_read_ms));
 	return j;
 }
 
@@ -998,14 +987,6 @@ static void prov_free(struct conn *c)
 	free(pv->field);
 	free(pv);
 	c->priv = NULL;
-}
-
-/* Whether path is a path starting with '/' or an http(s) URL. */
-static bool prov_path_ok(const char *path)
-{
-	return path && *path &&
-	       (path[0] == '/' || str_startswith(path, "http://") ||
-		str_startswith(path, "https://"));
 }
 
 /* Whether s is safe inside a header line: no control characters. */
@@ -1063,13 +1044,13 @@ static int prov_init(struct conn *c, bool check_only, char **err)
 	if (!*err && (opt->page_size < 1 || opt->page_size > 1000 || opt->max_pages < 1))
 		*err = xasprintf("connector.%s: page_size must be 1..1000 and max_pages at least 1",
 				 name);
-	if (!*err && !prov_path_ok(opt->changes_path))
+	if (!*err && !conn_path_ok(opt->changes_path))
 		*err = xasprintf("connector.%s: changes_path must be a path starting with '/' "
 				 "(or an http(s) URL)",
 				 name);
 	if (!*err && (opt->changes_limit < 1 || opt->changes_limit > 1000))
 		*err = xasprintf("connector.%s: changes_limit must be 1..1000", name);
-	if (!*err && !prov_path_ok(opt->fees_path))
+	if (!*err && !conn_path_ok(opt->fees_path))
 		*err = xasprintf("connector.%s: fees_path must be a path starting with '/' "
 				 "(or an http(s) URL)",
 				 name);

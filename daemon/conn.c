@@ -137,12 +137,6 @@ void conn_note(struct conn *c, enum conn_outcome o, const char *detail)
 	free(field);
 }
 
-static json_t *iso_or_null(int64_t ms)
-{
-	char buf[40];
-	return ms > 0 ? json_string(fmt_time_iso(ms, buf, sizeof(buf))) : json_null();
-}
-
 json_t *conn_status_json(struct conn *c)
 {
 	const char *state = "idle";
@@ -160,7 +154,7 @@ json_t *conn_status_json(struct conn *c)
 			state = "circuit-open";
 		json_object_set_new(j, "circuit", json_string(http_circuit_name(hs.circuit)));
 		if (hs.circuit == HTTP_CIRCUIT_OPEN)
-			json_object_set_new(j, "circuit_until", iso_or_null(hs.circuit_until_ms));
+			json_object_set_new(j, "circuit_until", fmt_time_json(hs.circuit_until_ms));
 		json_object_set_new(j, "url", json_string(http_client_opts(c->http)->url));
 		json_t *h = json_object();
 		json_object_set_new(h, "requests", json_integer((json_int_t)hs.requests));
@@ -183,10 +177,10 @@ json_t *conn_status_json(struct conn *c)
 	if (!c->conf->enabled)
 		state = "disabled";
 	json_object_set_new(j, "state", json_string(state));
-	json_object_set_new(j, "last_ok", iso_or_null(c->stats.last_ok_ms));
+	json_object_set_new(j, "last_ok", fmt_time_json(c->stats.last_ok_ms));
 	json_object_set_new(j, "last_error",
 			    c->stats.last_err ? json_string(c->stats.last_err) : json_null());
-	json_object_set_new(j, "last_error_at", iso_or_null(c->stats.last_err_ms));
+	json_object_set_new(j, "last_error_at", fmt_time_json(c->stats.last_err_ms));
 	json_object_set_new(j, "ops_ok", json_integer((json_int_t)c->stats.ops_ok));
 	json_object_set_new(j, "ops_retry", json_integer((json_int_t)c->stats.ops_retry));
 	json_object_set_new(j, "ops_failed", json_integer((json_int_t)c->stats.ops_fail));
@@ -279,6 +273,13 @@ const char *conn_json_kind(const json_t *j)
 }
 
 /* ---- texts of answers, for the connectors' messages ------------------------ */
+
+bool conn_path_ok(const char *path)
+{
+	return path && *path &&
+	       (path[0] == '/' || str_startswith(path, "http://") ||
+		str_startswith(path, "https://"));
+}
 
 char *conn_excerpt(const char *s, size_t len, size_t max)
 {

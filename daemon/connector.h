@@ -50,6 +50,8 @@ const char *conn_json_kind(const json_t *j);
  * character, and "..." marks one. Caller frees.
  */
 char *conn_excerpt(const char *s, size_t len, size_t max);
+/* Whether path (a connector's *_path option) starts with '/' or is an http(s) URL. */
+bool conn_path_ok(const char *path);
 /* s percent-encoded for a query string (RFC 3986 unreserved kept). Caller frees. */
 char *conn_url_escape(const char *s);
 /* Longest server text conn_server_text() gives. */

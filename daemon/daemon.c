@@ -555,12 +555,6 @@ bool daemon_retired_running(struct daemon *d, const char *name)
 	return false;
 }
 
-static json_t *iso_or_null(int64_t ms)
-{
-	char buf[40];
-	return ms > 0 ? json_string(fmt_time_iso(ms, buf, sizeof(buf))) : json_null();
-}
-
 json_t *daemon_connectors_json(struct daemon *d)
 {
 	json_t *a = json_array();
@@ -592,12 +586,12 @@ json_t *daemon_status_json(struct daemon *d)
 
 	json_object_set_new(j, "version", json_string(LT_VERSION));
 	json_object_set_new(j, "pid", json_integer(getpid()));
-	json_object_set_new(j, "started", iso_or_null(d->start_wall_ms));
+	json_object_set_new(j, "started", fmt_time_json(d->start_wall_ms));
 	json_object_set_new(j, "uptime_s",
 			    json_real((double)(now_mono_us() - d->start_mono_us) / 1e6));
 	json_object_set_new(j, "stopping", json_boolean(d->stopping));
 	json_object_set_new(cfg, "path", json_string(d->config_path));
-	json_object_set_new(cfg, "loaded", iso_or_null(d->cfg ? d->cfg->loaded_wall_ms : 0));
+	json_object_set_new(cfg, "loaded", fmt_time_json(d->cfg ? d->cfg->loaded_wall_ms : 0));
 	json_object_set_new(j, "config", cfg);
 	if (d->store) {
 		enum store_health h = store_health(d->store, &why);

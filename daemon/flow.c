@@ -322,12 +322,6 @@ void flow_finish(struct flow *f, enum conn_outcome o, const char *fmt, ...)
 	daemon_flow_ended(d, f);
 }
 
-static json_t *iso_or_null(int64_t ms)
-{
-	char buf[40];
-	return ms > 0 ? json_string(fmt_time_iso(ms, buf, sizeof(buf))) : json_null();
-}
-
 json_t *flow_status_json(const struct flow *f)
 {
 	json_t *j = json_object();
@@ -337,11 +331,11 @@ json_t *flow_status_json(const struct flow *f)
 	json_object_set_new(j, "enabled", json_boolean(f->conf->enabled));
 	json_object_set_new(j, "paused", json_boolean(f->paused));
 	json_object_set_new(j, "interval_s", json_real((double)f->conf->interval_ms / 1000.0));
-	json_object_set_new(j, "last_start", iso_or_null(f->last_start_ms));
-	json_object_set_new(j, "last_end", iso_or_null(f->last_end_ms));
-	json_object_set_new(j, "last_ok", iso_or_null(f->last_ok_ms));
+	json_object_set_new(j, "last_start", fmt_time_json(f->last_start_ms));
+	json_object_set_new(j, "last_end", fmt_time_json(f->last_end_ms));
+	json_object_set_new(j, "last_ok", fmt_time_json(f->last_ok_ms));
 	json_object_set_new(j, "last_error", f->last_err ? json_string(f->last_err) : json_null());
-	json_object_set_new(j, "last_error_at", iso_or_null(f->last_err_ms));
+	json_object_set_new(j, "last_error_at", fmt_time_json(f->last_err_ms));
 	json_object_set_new(j, "last_summary",
 			    f->last_summary ? json_string(f->last_summary) : json_null());
 	if (!f->running && f->last_end_ms)
@@ -350,7 +344,7 @@ json_t *flow_status_json(const struct flow *f)
 	if (f->next_run_us) {
 		uint64_t now = now_mono_us();
 		int64_t in_ms = f->next_run_us > now ? (int64_t)(f->next_run_us - now) / 1000 : 0;
-		json_object_set_new(j, "next_run", iso_or_null(now_wall_ms() + in_ms));
+		json_object_set_new(j, "next_run", fmt_time_json(now_wall_ms() + in_ms));
 		json_object_set_new(j, "next_run_in_s", json_real((double)in_ms / 1000.0));
 	} else {
 		json_object_set_new(j, "next_run", json_null());

@@ -1012,20 +1012,13 @@ static void catalog_stop(struct flow *f)
 static json_t *catalog_status(struct flow *f)
 {
 	struct catalog *c = f->priv;
-	char buf[40];
 	if (!c)
 		return NULL;
 	json_t *j = json_object();
 	json_object_set_new(j, "source", json_string(c->src->name));
 	json_object_set_new(j, "target", c->dst ? json_string(c->dst->name) : json_null());
-	json_object_set_new(j, "last_full",
-			    c->last_full_ms
-				    ? json_string(fmt_time_iso(c->last_full_ms, buf, sizeof(buf)))
-				    : json_null());
-	json_object_set_new(j, "last_quick",
-			    c->last_quick_ms
-				    ? json_string(fmt_time_iso(c->last_quick_ms, buf, sizeof(buf)))
-				    : json_null());
+	json_object_set_new(j, "last_full", fmt_time_json(c->last_full_ms));
+	json_object_set_new(j, "last_quick", fmt_time_json(c->last_quick_ms));
 	if (c->pass) {
 		struct cat_pass *p = c->pass;
 		static const char *const phases[] = {"idle", "list", "province", "fetch", "done"};

@@ -166,6 +166,12 @@ char *fmt_time_iso(int64_t wall_ms, char *buf, size_t len)
 	return buf;
 }
 
+json_t *fmt_time_json(int64_t wall_ms)
+{
+	char buf[40];
+	return wall_ms > 0 ? json_string(fmt_time_iso(wall_ms, buf, sizeof(buf))) : json_null();
+}
+
 /* xoshiro256** seeded from getrandom(); the daemon is single-threaded. */
 static uint64_t rng_state[4];
 static int rng_seeded;

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #define LT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define LT_MIN(a, b)	 ((a) < (b) ? (a) : (b))
 #define LT_MAX(a, b)	 ((a) > (b) ? (a) : (b))
@@ -53,6 +55,8 @@ uint64_t now_mono_us(void);
 int64_t now_wall_ms(void);
 /* ISO 8601 UTC "2026-11-27T04:33:06Z" of a wall time in ms into buf (>= 32). */
 char *fmt_time_iso(int64_t wall_ms, char *buf, size_t len);
+/* The same as a JSON string, or JSON null for 0 (never happened): status fields. New ref. */
+json_t *fmt_time_json(int64_t wall_ms);
 
 /* Random 64-bit value from a process-wide PRNG seeded from getrandom(). */
 uint64_t rand_u64(void);
