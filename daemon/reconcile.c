@@ -425,6 +425,14 @@ void rec_free(struct rec_result *r)
 
 /* ---- explanations ----------------------------------------------------------- */
 
+/* A fee record's state as the explanations say it. */
+static const char *fee_state_vn(enum rec_fee_state st)
+{
+	return st == REC_FEE_PAID     ? "đã thanh toán"
+	       : st == REC_FEE_UNPAID ? "chưa thanh toán"
+				      : "chờ xác nhận";
+}
+
 char *rec_explain(const struct rec_input *in, const struct rec_item *it)
 {
 	const struct rec_tx *t = it->tx != REC_NONE ? &in->tx[it->tx] : NULL;
@@ -456,18 +464,14 @@ char *rec_explain(const struct rec_input *in, const struct rec_item *it)
 	case REC_NOT_PAID_LOCALLY:
 		return xasprintf("Giao dịch %s thành công trên nền tảng (%s) nhưng tỉnh ghi nhận "
 				 "trạng thái %s",
-				 t->ref, a,
-				 f->state == REC_FEE_UNPAID ? "chưa thanh toán" : "chờ xác nhận");
+				 t->ref, a, fee_state_vn(f->state));
 	case REC_NOT_VERIFIED:
 		if (f)
 			return xasprintf(
 				"MaXacThuc của giao dịch %s không đúng: không dùng dữ liệu "
 				"của giao dịch này; tỉnh ghi hồ sơ %s %s %s, chưa thể "
 				"xác nhận với nền tảng",
-				t->ref, f->mahoso,
-				f->state == REC_FEE_PAID     ? "đã thanh toán"
-				: f->state == REC_FEE_UNPAID ? "chưa thanh toán"
-							     : "chờ xác nhận",
+				t->ref, f->mahoso, fee_state_vn(f->state),
 				report_vnd(f->amount, b, sizeof(b)));
 		return xasprintf("MaXacThuc của giao dịch %s không đúng: không dùng dữ liệu của "
 				 "giao dịch này",
